@@ -18,13 +18,15 @@ from sde_edge.schedules import EdgeSensitivity, LinearBetaSchedule, Transition
 
 
 def time_like(t, x):
-    """Turn ``t`` (a number, a 0-d tensor or a (B,) tensor) into shape (B, 1, 1, 1) in x's dtype and device."""
+    """Turn ``t`` (a number, or a tensor of B times shaped (B,) or (B, 1, 1, 1)) into shape
+    (B, 1, 1, 1) in x's dtype and device."""
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    batch_shape = (x.shape[0],) + (1,) * (x.dim() - 1)
     if t.dim() == 0:
-        t = t.expand(x.shape[0])
-    if t.shape != (x.shape[0],):
+        return t.expand(batch_shape)
+    if t.shape not in (batch_shape, batch_shape[:1]):
         raise ValueError(f"t must be a number or a tensor of shape ({x.shape[0]},) to match x, got shape {tuple(t.shape)}")
-    return t.reshape(-1, *([1] * (x.dim() - 1)))
+    return t.reshape(batch_shape)
 
 
 def _check_images(x, name):

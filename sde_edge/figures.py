@@ -1,0 +1,77 @@
+"""Pictures: the forward-process figure and sample grids."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torchvision.utils import make_grid, save_image  # noqa: E402
+
+FORWARD_TIMES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+
+
+def to_unit_range(x):
+    """[-1, 1] -> [0, 1], clipped, for display."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def save_grid(images, path, nrow=None):
+    """Save images in [-1, 1] of shape (B, C, H, W) as one PNG grid; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nrow = nrow or max(1, int(len(images) ** 0.5))
+    save_image(to_unit_range(images.detach().float().cpu()), path, nrow=nrow, padding=1, pad_value=1.0)
+    return path
+
+
+def load_photo(name="chelsea", height=128):
+    """An embedded skimage photo as a (1, C, H, W) tensor in [-1, 1]; no download."""
+    import skimage.data
+
+    image = torch.from_numpy(getattr(skimage.data, name)()).float() / 127.5 - 1.0
+    image = image.permute(2, 0, 1)[None] if image.dim() == 3 else image[None, None]
+    width = round(image.shape[-1] * height / image.shape[-2])
+    return F.interpolate(image, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+
+
+def forward_process_figure(x0, processes, path, times=FORWARD_TIMES, seed=0):
+    """Rows of x_t and of the noise mask sigma(x0, t) * eps for each named process, one column per t.
+
+    ``processes`` maps a row label to an SDE. Every process sees the same eps, so the
+    rows differ only in how the noise is shaped.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    eps = torch.randn(x0.shape, generator=generator)
+    rows = []
+    for label, sde in processes.items():
+        noisy, masks = [], []
+        for t in times:
+            mean, std = sde.marginal_prob(x0, t)
+            noisy.append(mean + std * eps)
+            # Divided by the isotropic level b(t), so every column uses the same grey scale.
+            masks.append(std * eps / sde.noise_coef(torch.tensor(t)))
+        rows += [(f"{label}: x_t", noisy), (f"{label}:\nsigma eps / b(t)", masks)]
+    fig, axes = plt.subplots(len(rows), len(times), figsize=(1.6 * len(times), 1.3 * len(rows) + 0.3), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            shown = to_unit_range(image[0]).permute(1, 2, 0).numpy()
+            ax.imshow(shown.squeeze(-1) if shown.shape[-1] == 1 else shown, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"t = {times[c]:g}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def image_grid(images, nrow):
+    return make_grid(to_unit_range(images.detach().float().cpu()), nrow=nrow, padding=1, pad_value=1.0)
