@@ -1,6 +1,7 @@
 """Shared defaults: the paper's diffusion settings (N = 500, beta 1e-4..2e-2,
 t_phi = 0.5, kappa 1e-4..1e-1, tau `linear`). Experiment files override a few fields."""
 import ml_collections
+from ml_collections import config_dict
 
 from sde_edge.config import default_diffusion
 
@@ -9,36 +10,57 @@ def get_config():
     config = ml_collections.ConfigDict()
     config.seed = 0
 
+    config.device = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1", ...
+
     config.data = data = ml_collections.ConfigDict()
-    data.dataset = "digits"
+    data.dataset = "digits"  # digits | lfw | patches | folder | mnist | cifar10
     data.image_size = 16
     data.num_channels = 1
+    data.root = config_dict.placeholder(str)  # folder / mnist / cifar10
+    data.download = False  # mnist / cifar10 only
+    data.skip_bad_images = False  # folder only: skip and count unreadable files
 
     # num_steps 500, beta 1e-4..2e-2 per step, tau `linear`, t_phi 0.5, kappa 1e-4..1e-1,
     # per-image edge normalisation with replicate padding, the `matched` SDE, t_eps 1e-3.
     config.diffusion = default_diffusion()
 
     config.model = model = ml_collections.ConfigDict()
-    model.parameterization = "scaled_eps"
+    model.name = "unet"
+    model.parameterization = "scaled_eps"  # scaled_eps | x0
+    model.nf = 16
+    model.ch_mult = (1, 2, 2)
+    model.num_res_blocks = 1
+    model.attn_resolutions = (8,)
+    model.dropout = 0.0
+    model.num_groups = 8
     model.ema_rate = 0.999
 
     config.training = training = ml_collections.ConfigDict()
-    training.batch_size = 64
-    training.n_iters = 2000
-    training.weighting = "paper"
-    training.time_sampling = "continuous"
-    training.reduce_mean = False
+    training.batch_size = 64  # the global batch: split evenly over torchrun ranks
+    training.n_iters = 3000
+    training.log_freq = 50
+    training.snapshot_freq = 1000
+    training.snapshot_samples = 36  # images in the PNG grid drawn at each snapshot (0: none)
+    training.keep_checkpoints = 3
+    training.weighting = "paper"  # paper | variance | likelihood
+    training.time_sampling = "continuous"  # continuous | discrete
+    training.reduce_mean = False  # False: sum over pixels (the public code)
 
     config.optim = optim = ml_collections.ConfigDict()
-    optim.lr = 2e-4
-    optim.warmup = 100
+    optim.lr = 2e-3
+    optim.beta1 = 0.9
+    optim.eps = 1e-8
+    optim.weight_decay = 0.0
+    optim.warmup = 200
     optim.grad_clip = 1.0
 
     config.sampling = sampling = ml_collections.ConfigDict()
     sampling.method = "ddpm"
-    sampling.steps = 100
+    sampling.steps = 250
+    sampling.grid = "uniform"
+    sampling.num_samples = 64
 
     config.eval = evaluate = ml_collections.ConfigDict()
-    evaluate.batch_size = 64
+    evaluate.batch_size = 256
     evaluate.num_samples = 256
     return config

@@ -6,6 +6,8 @@ from absl import app
 
 SUBCOMMANDS = {
     "forward": ("sde_edge.commands.forward", "PNG of the forward process (isotropic vs edge-preserving)"),
+    "train": ("sde_edge.commands.train", "train or resume a score model: --config configs/X.py --workdir DIR"),
+    "sample": ("sde_edge.commands.sample", "samples from a trained run to .npz + PNG grid"),
 }
 
 

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torchvision.utils import make_grid, save_image  # noqa: E402
+from torchvision.utils import save_image  # noqa: E402
 
 FORWARD_TIMES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
@@ -73,5 +73,20 @@ def forward_process_figure(x0, processes, path, times=FORWARD_TIMES, seed=0):
     return path
 
 
-def image_grid(images, nrow):
-    return make_grid(to_unit_range(images.detach().float().cpu()), nrow=nrow, padding=1, pad_value=1.0)
+def plot_loss_curve(metrics_csv, path):
+    """loss against step from a training run's metrics.csv, log scale."""
+    import csv
+
+    with open(metrics_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -29,6 +29,12 @@ class LinearBetaSchedule:
         n = self.num_steps
         return -(n * self.beta_min * t + 0.5 * n * (self.beta_max - self.beta_min) * t**2)
 
+    def time_of_log_abar(self, log_abar):
+        """Inverse of ``log_abar``: the t >= 0 with log abar(t) = log_abar (a quadratic in t)."""
+        n = self.num_steps
+        quadratic, linear = 0.5 * n * (self.beta_max - self.beta_min), n * self.beta_min
+        return 2.0 * -log_abar / (linear + torch.sqrt(linear**2 + 4.0 * quadratic * -log_abar))
+
     def signal(self, t):
         """a(t) = sqrt(abar(t))."""
         return torch.exp(0.5 * self.log_abar(t))

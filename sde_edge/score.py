@@ -36,14 +36,18 @@ def parameterization_of(model):
     return name
 
 
+def noise_and_x0(output, sde, x, t, parameterization):
+    """(n_hat, x0_hat) from a model output at (x, t), with x = a(t) x0_hat + n_hat; t (B, 1, 1, 1)."""
+    a = sde.signal_coef(t)
+    if parameterization == "scaled_eps":
+        return output, (x - output) / a
+    return x - a * output, output
+
+
 def output_to_denoised(output, sde, x, t, parameterization):
     """Interpret a model output already computed at (x, t)."""
     t = time_like(t, x)
-    a = sde.signal_coef(t)
-    if parameterization == "scaled_eps":
-        noise, x0 = output, (x - output) / a
-    else:
-        noise, x0 = x - a * output, output
+    noise, x0 = noise_and_x0(output, sde, x, t, parameterization)
     edges = sde.edge_map(x0)
     std = sde.std_from_edges(edges, t).expand_as(x)
     return Denoised(output, x0, noise, -noise / std.square(), std, edges)

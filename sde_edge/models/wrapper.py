@@ -1,0 +1,33 @@
+"""The network wrapped as a *model* (SPEC section 8): it carries ``parameterization``."""
+from torch import nn
+
+from sde_edge.models.unet import UNet
+
+
+class ScoreModel(nn.Module):
+    """``model(x, t)`` -> the network output, read as ``parameterization`` says."""
+
+    def __init__(self, net, parameterization):
+        super().__init__()
+        self.net, self.parameterization = net, parameterization
+
+    def forward(self, x, t):
+        return self.net(x, t)
+
+
+def build_model(config):
+    """The model of ``config.model`` for images of ``config.data``."""
+    m = config.model
+    if m.name != "unet":
+        raise ValueError(f"model.name must be 'unet', got {m.name!r}")
+    net = UNet(
+        in_channels=config.data.num_channels,
+        image_size=config.data.image_size,
+        nf=m.nf,
+        ch_mult=tuple(m.ch_mult),
+        num_res_blocks=m.num_res_blocks,
+        attn_resolutions=tuple(m.attn_resolutions),
+        dropout=m.dropout,
+        num_groups=m.num_groups,
+    )
+    return ScoreModel(net, m.parameterization)
