@@ -52,6 +52,13 @@ def _digits(size):
     return _resize(images, size)
 
 
+def digit_labels(split):
+    """The class labels of the ``digits`` split, in the order ``load_dataset`` returns its images."""
+    from sklearn.datasets import load_digits
+
+    return _fixed_split(torch.from_numpy(load_digits().target), split)
+
+
 def _lfw(size):
     from skimage.data import lfw_subset
 

@@ -22,7 +22,10 @@ def save_grid(images, path, nrow=None):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nrow = nrow or max(1, int(len(images) ** 0.5))
-    save_image(to_unit_range(images.detach().float().cpu()), path, nrow=nrow, padding=1, pad_value=1.0)
+    images = to_unit_range(images.detach().float().cpu())
+    if images.shape[-1] < 64:  # small images are upscaled (nearest) so that the grid is legible
+        images = F.interpolate(images, scale_factor=-(-64 // images.shape[-1]), mode="nearest")
+    save_image(images, path, nrow=nrow, padding=2, pad_value=1.0)
     return path
 
 

@@ -139,15 +139,15 @@ class EdgePreservingSDE(SDE):
         tau = self.transition(t)
         return 1.0 / ((1.0 - tau) * torch.sqrt(1.0 + e / self.kappa(t)) + tau)
 
-    def edge_factor_sq_rate(self, e, t):
-        """d c^2 / dt, analytic (SPEC section 3): -2 c^3 dD/dt with D = 1 / c."""
+    def edge_factor_and_sq_rate(self, e, t):
+        """c and d c^2 / dt, analytic (A_sde.md, A.2): d c^2/dt = -2 c^3 dD/dt with D = 1 / c."""
         tau, dtau = self.transition(t), self.transition.derivative(t)
         kappa, dkappa = self.kappa(t), self.kappa.derivative(t)
         root = torch.sqrt(1.0 + e / kappa)
         droot = -e * dkappa / (2.0 * kappa**2 * root)
         c = 1.0 / ((1.0 - tau) * root + tau)
         d_denominator = dtau * (1.0 - root) + (1.0 - tau) * droot
-        return -2.0 * c**3 * d_denominator
+        return c, -2.0 * c**3 * d_denominator
 
     # --- per-pixel noise ---------------------------------------------------------
     def std_from_edges(self, e, t):
@@ -158,10 +158,10 @@ class EdgePreservingSDE(SDE):
     def diffusion_sq_from_edges(self, e, t):
         """G^2. matched: d sigma^2/dt + beta sigma^2 = beta c^2 + b^2 dc^2/dt; direct: beta c^2."""
         self.check_continuous()
-        c_sq = self.edge_factor(e, t) ** 2
         if self.variant == "direct":
-            return self.beta(t) * c_sq
-        return self.beta(t) * c_sq + self.noise_coef(t) ** 2 * self.edge_factor_sq_rate(e, t)
+            return self.beta(t) * self.edge_factor(e, t) ** 2
+        c, c_sq_rate = self.edge_factor_and_sq_rate(e, t)
+        return self.beta(t) * c**2 + self.noise_coef(t) ** 2 * c_sq_rate
 
     def check_continuous(self):
         if self.variant == "matched" and not self.transition.is_continuous:

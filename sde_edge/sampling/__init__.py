@@ -8,6 +8,6 @@ progress, **options) -> x0_hat`` registered with ``@register_sampler(name)``; it
 the decreasing time grid ``ts`` (from ``grids.py``) and ends with the denoised x0_hat.
 """
 from sde_edge.sampling.registry import SAMPLERS, SampleResult, register_sampler, sample
-from sde_edge.sampling import discrete  # noqa: F401  (registers ddpm, ddim)
+from sde_edge.sampling import continuous, discrete, ode  # noqa: F401  (they register the samplers)
 
 __all__ = ["SAMPLERS", "SampleResult", "register_sampler", "sample"]

@@ -1,27 +1,19 @@
 """Ancestral DDPM and DDIM on any grid, with per-pixel sigmas at x0_hat (SPEC section 5)."""
 import torch
-from tqdm.auto import tqdm
 
+from sde_edge.sampling.grids import grid_steps
 from sde_edge.sampling.registry import register_sampler
 from sde_edge.score import denoise
-
-
-def _steps(ts, progress, name):
-    """(t, s, is_last) for consecutive grid points; t and s stay on the device, and the
-    last-step test reads a host copy of the grid, so the loop never waits on the device."""
-    last = ts.cpu() <= 0
-    for i in tqdm(range(len(ts) - 1), desc=name, disable=not progress, leave=False):
-        yield ts[i], ts[i + 1], bool(last[i + 1])
 
 
 @register_sampler("ddpm")
 def ddpm(model, sde, x, ts, *, generator=None, callback=None, progress=False):
     """Ancestral sampling of q(x_s | x_t, x0_hat), a diagonal Gaussian (the paper's Eqs. 13-14)."""
-    for t, s, is_last in _steps(ts, progress, "ddpm"):
+    for t, s, reaches_zero in grid_steps(ts, progress, "ddpm"):
         d = denoise(model, sde, x, t)
         if callback is not None:
             callback({"t": t, "x": x, "x0_hat": d.x0})
-        if is_last:
+        if reaches_zero:
             return d.x0
         a_ts = sde.signal_coef(t) / sde.signal_coef(s)
         var_t = d.std.square()
@@ -39,11 +31,11 @@ def ddim(model, sde, x, ts, *, generator=None, callback=None, progress=False, et
     posterior variance and eps_hat = (x_t - a_t x0_hat) / sigma_t; eta = 1 is ancestral DDPM."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
-    for t, s, is_last in _steps(ts, progress, "ddim"):
+    for t, s, reaches_zero in grid_steps(ts, progress, "ddim"):
         d = denoise(model, sde, x, t)
         if callback is not None:
             callback({"t": t, "x": x, "x0_hat": d.x0})
-        if is_last:
+        if reaches_zero:
             return d.x0
         var_s = sde.std_from_edges(d.edges, s.reshape(1, 1, 1, 1)).square().expand_as(x)
         eps_hat = d.noise / d.std

@@ -1,5 +1,6 @@
 """Decreasing time grids t_K = t_start > ... > t_0 = t_end (k-diffusion style: separate from samplers)."""
 import torch
+from tqdm.auto import tqdm
 
 GRIDS = ("uniform", "power", "logsnr")
 
@@ -39,3 +40,11 @@ def time_grid(name, steps, t_start, t_end, *, sde=None, device=None, dtype=torch
     else:
         raise ValueError(f"grid must be one of {GRIDS}, got {name!r}")
     return grid.to(device=device, dtype=dtype)
+
+
+def grid_steps(ts, progress, name):
+    """(t, s, reaches_zero) for consecutive grid points, with a tqdm bar. t and s stay on the
+    device; reaches_zero (s <= 0) comes from a host copy of the grid, so loops never wait on the device."""
+    last = ts.cpu() <= 0
+    for i in tqdm(range(len(ts) - 1), desc=name, disable=not progress, leave=False):
+        yield ts[i], ts[i + 1], bool(last[i + 1])
