@@ -171,6 +171,21 @@ class EdgePreservingSDE(SDE):
                 "likelihood, or the discrete samplers ('ddpm', 'ddim') with tau='linear'."
             )
 
+    def posterior(self, x_t, x0, t, s, edges):
+        """Mean and variance of q(x_s | x_t, x0) for s < t, per pixel, with sigmas taken at
+        ``edges`` (SPEC section 5, the paper's Eqs. 13-14); t and s are 0-d or (B, 1, 1, 1).
+
+            a_ts = a(t) / a(s),  v_ts = sigma_t^2 - a_ts^2 sigma_s^2,
+            var = 1 / (1 / sigma_s^2 + a_ts^2 / v_ts),  mean = var (a_ts / v_ts x_t + a(s) / sigma_s^2 x0)
+        """
+        a_ts = self.signal_coef(t) / self.signal_coef(s)
+        var_t = self.std_from_edges(edges, t).square()
+        var_s = self.std_from_edges(edges, s).square()
+        var_ts = (var_t - a_ts**2 * var_s).clamp_min(torch.finfo(x_t.dtype).tiny)
+        var = 1.0 / (1.0 / var_s + a_ts**2 / var_ts)
+        mean = var * (a_ts / var_ts * x_t + self.signal_coef(s) / var_s * x0)
+        return mean, var.expand_as(x_t)
+
     # --- public contract (SPEC section 8) ----------------------------------------
     def std(self, x0, t):
         """sigma(x0, t), per pixel and shaped like x0."""

@@ -15,13 +15,8 @@ def ddpm(model, sde, x, ts, *, generator=None, callback=None, progress=False):
             callback({"t": t, "x": x, "x0_hat": d.x0})
         if reaches_zero:
             return d.x0
-        a_ts = sde.signal_coef(t) / sde.signal_coef(s)
-        var_t = d.std.square()
-        var_s = sde.std_from_edges(d.edges, s.reshape(1, 1, 1, 1)).square().expand_as(x)
-        var_ts = (var_t - a_ts**2 * var_s).clamp_min(torch.finfo(x.dtype).tiny)
-        post_var = 1.0 / (1.0 / var_s + a_ts**2 / var_ts)
-        post_mean = post_var * (a_ts / var_ts * x + sde.signal_coef(s) / var_s * d.x0)
-        x = post_mean + post_var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        mean, var = sde.posterior(x, d.x0, t, s, d.edges)
+        x = mean + var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return denoise(model, sde, x, ts[-1]).x0
 
 
