@@ -1,12 +1,15 @@
-"""paper_appendix/check_A.py verifies the claims of A_sde.md; it must pass."""
+"""paper_appendix/check_*.py verify the claims of A_sde.md and D_bound.md; they must pass."""
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_check_A_passes():
-    result = subprocess.run([sys.executable, str(ROOT / "paper_appendix" / "check_A.py")], capture_output=True, text=True, timeout=600)
+@pytest.mark.parametrize("script", ["check_A.py", "check_D.py"])
+def test_appendix_checks_pass(script):
+    result = subprocess.run([sys.executable, str(ROOT / "paper_appendix" / script)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 failed" in result.stdout
