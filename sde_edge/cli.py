@@ -8,6 +8,7 @@ SUBCOMMANDS = {
     "forward": ("sde_edge.commands.forward", "PNG of the forward process (isotropic vs edge-preserving)"),
     "train": ("sde_edge.commands.train", "train or resume a score model: --config configs/X.py --workdir DIR"),
     "sample": ("sde_edge.commands.sample", "samples from a trained run to .npz + PNG grid"),
+    "eval-nll": ("sde_edge.commands.eval_nll", "bits/dim by the probability-flow ODE and the variational bound"),
 }
 
 
