@@ -12,6 +12,7 @@ from sde_edge.config import default_diffusion
 from sde_edge.oracle import MixtureOracle
 from sde_edge.schedules import TRANSITIONS
 from sde_edge.sde import EdgePreservingSDE
+from _report import report  # paper_appendix/ is on sys.path when run as a script
 
 torch.set_default_dtype(torch.float64)
 CONTINUOUS = [name for name in TRANSITIONS if name != "linear"]
@@ -91,13 +92,7 @@ def main():
         results.append((f"3 direct variance ODE ({tau})", *claim_3_direct_variance(tau)))
     for tau in ("linear_ramp", "sigmoid", "isotropic"):
         results.append((f"4 probability-flow ODE with x0_hat ({tau})", *claim_4_probability_flow_with_x0_hat(tau)))
-    failed = 0
-    for name, error, tolerance in results:
-        ok = error <= tolerance
-        failed += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: error {error:.2e} (tolerance {tolerance:.0e})")
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report(results)
 
 
 if __name__ == "__main__":

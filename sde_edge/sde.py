@@ -88,6 +88,18 @@ class SDE(abc.ABC):
         return ReverseSDE(self, model, probability_flow)
 
 
+_DIRECT_TABLES = {}
+
+
+def _direct_table_for(sde):
+    """One table per distinct schedule: building it takes a fraction of a second."""
+    c = sde.config
+    key = (c.num_steps, c.beta_min, c.beta_max, c.tau, c.t_phi, c.tau_k, c.kappa_min, c.kappa_max, c.kappa_schedule)
+    if key not in _DIRECT_TABLES:
+        _DIRECT_TABLES[key] = DirectVarianceTable(sde)
+    return _DIRECT_TABLES[key]
+
+
 class EdgePreservingSDE(SDE):
     """The edge-preserving process x_t = a(t) x0 + sigma(x0, t) eps as an SDE (SPEC sections 2-3).
 
@@ -95,13 +107,13 @@ class EdgePreservingSDE(SDE):
     """
 
     def __init__(self, config):
-        self.config = validate_diffusion(config)
+        self.config = validate_diffusion(config.copy_and_resolve_references())  # later edits must not leak in
         self.schedule = LinearBetaSchedule(config.num_steps, config.beta_min, config.beta_max)
         self.transition = Transition(config.tau, config.t_phi, config.tau_k)
         self.kappa = EdgeSensitivity(config.kappa_schedule, config.kappa_min, config.kappa_max, config.t_phi)
         self.variant = config.variant
         self.t_eps = config.t_eps
-        self._direct_table = DirectVarianceTable(self) if self.variant == "direct" else None
+        self._direct_table = _direct_table_for(self) if self.variant == "direct" else None
 
     def __repr__(self):
         c = self.config

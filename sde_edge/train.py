@@ -155,7 +155,7 @@ class Trainer:
         }
 
     def _resume(self, accept_config_changes):
-        found = load_latest(self.checkpoint_dir, map_location=self.ctx.device)
+        found = load_latest(self.checkpoint_dir, map_location="cpu")  # RNG states must stay CPU tensors
         if found is None:
             return
         state, path = found

@@ -68,3 +68,22 @@ def test_cuda_matches_cpu(make_sde, variant):
     t = torch.full((x.shape[0],), 0.3)
     for f in (lambda s, x, t: s.marginal_prob(x, t)[1], lambda s, x, t: s.sde(x, t, x)[1]):
         torch.testing.assert_close(f(sde, x.to("cuda"), t.to("cuda")).cpu(), f(sde, x, t), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.cuda
+def test_training_and_sampling_run_on_cuda(tmp_path):
+    from sde_edge.config import load_config
+    from sde_edge.restore import load_run
+    from sde_edge.sampling import sample
+    from sde_edge.train import train
+
+    config = load_config(ROOT / "tests" / "configs" / "tiny.py")
+    config.device = "cuda"
+    config.diffusion.tau = "linear_ramp"
+    config.training.n_iters = 3
+    train(config, tmp_path, progress=False)
+    run = load_run(tmp_path, device="cuda")
+    for name in ("ddpm", "euler_maruyama", "heun", "pc"):
+        result = sample(name, run.model, run.sde, (4, 1, 8, 8), steps=5,
+                        generator=torch.Generator("cuda").manual_seed(0), device="cuda")
+        assert result.samples.device.type == "cuda" and torch.isfinite(result.samples).all()

@@ -3,8 +3,11 @@
     python tools/bench.py                      # everything, on the default device
     python tools/bench.py --repeats=60
 
-train:    median train-step time, edge-preserving vs isotropic, same network and batch
-          (steps interleaved A/B so that machine noise hits both alike).
+train:      median train-step time, edge-preserving vs isotropic, same network and batch
+            (steps interleaved A/B so that machine noise hits both alike).
+samplers:   wall time per sampler with a near-free model against the demo UNet: the share
+            of the time spent outside the network calls (the sampler's own overhead).
+likelihood: the probability-flow ODE likelihood (Hutchinson) against ODE sampling, per image.
 """
 import re
 import statistics
@@ -22,11 +25,13 @@ from sde_edge.models import build_model
 from sde_edge.sde import VPSDE, EdgePreservingSDE
 
 ROOT = Path(__file__).resolve().parents[1]
-_ONLY = flags.DEFINE_list("only", ["train"], "Which benchmarks: train.")
+_ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood"], "Which benchmarks: train, samplers, likelihood.")
 _REPEATS = flags.DEFINE_integer("repeats", 40, "Timed repetitions per case.")
 _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
 _CONFIG = flags.DEFINE_string("config", str(ROOT / "configs" / "digits_edge_ramp.py"), "Config of the network and batch.")
 _WRITE = flags.DEFINE_bool("write_readme", True, "Replace the tables in README.md.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "A trained run whose EMA weights the samplers and likelihood use "
+                               "(default: the config's network with random weights).")
 
 
 def _sync(device):
@@ -35,11 +40,12 @@ def _sync(device):
 
 
 def _timed(fn, device):
+    """(seconds, fn()) with the device synchronised on both sides."""
     _sync(device)
     start = time.perf_counter()
-    fn()
+    value = fn()
     _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, value
 
 
 def bench_train(config, device, repeats):
@@ -64,7 +70,7 @@ def bench_train(config, device, repeats):
             step(sde)
     for _ in range(repeats):
         for name, sde in sdes.items():
-            times[name].append(_timed(lambda: step(sde), device))
+            times[name].append(_timed(lambda: step(sde), device)[0])
     medians = {name: statistics.median(values) for name, values in times.items()}
     rows = [f"| {name} | {1e3 * medians[name]:.2f} |" for name in sdes]
     ratio = medians["edge"] / medians["isotropic"]
@@ -74,7 +80,71 @@ def bench_train(config, device, repeats):
     return header + "\n".join(rows) + f"\n\nedge / isotropic = **{ratio:.3f}**\n"
 
 
-BENCHES = {"train": bench_train}
+class _NearFree:
+    """A model that costs almost nothing, so the sampler's own work is what gets timed."""
+
+    parameterization = "scaled_eps"
+
+    def __call__(self, x, t):
+        return 0.1 * x
+
+
+def _network(config, device):
+    if _WORKDIR.value:
+        from sde_edge.restore import load_run
+
+        run = load_run(_WORKDIR.value, device=device)
+        return run.model, run.sde, f"trained weights of {_WORKDIR.value}"
+    torch.manual_seed(0)
+    model = build_model(config).to(device).eval()
+    torch.nn.init.normal_(model.net.head[-1].weight, std=0.02)  # a non-trivial output
+    return model, EdgePreservingSDE(config.diffusion), "random weights"
+
+
+def bench_samplers(config, device, repeats, steps=50, batch=64):
+    from sde_edge.sampling import sample
+
+    model, sde, weights = _network(config, device)
+    shape = (batch, config.data.num_channels, config.data.image_size, config.data.image_size)
+    rows = []
+    for name, options in [("ddpm", {}), ("ddim", {}), ("euler_maruyama", {}), ("heun", {}), ("torchsde", {"method": "euler"})]:
+        times = {"unet": [], "free": []}
+        for _ in range(max(3, repeats // 10)):
+            for label, net in (("unet", model), ("free", _NearFree())):
+                generator = torch.Generator(device).manual_seed(0)
+                times[label].append(_timed(lambda: sample(name, net, sde, shape, steps=steps, generator=generator,
+                                                          device=device, **options), device)[0])
+        unet, free = statistics.median(times["unet"]), statistics.median(times["free"])
+        rows.append(f"| {name}{':' + options['method'] if options else ''} | {1e3 * unet:.0f} | {1e3 * free:.0f} | {100 * free / unet:.1f}% |")
+    header = (f"Sampler overhead, {steps} steps, batch {batch} x {config.data.num_channels} x {config.data.image_size}^2, "
+              f"{sde!r}, {device.type}, medians:\n\n| sampler | with the demo UNet (ms) | with a near-free model (ms) | "
+              f"overhead share |\n|---|---|---|---|\n")
+    return header + "\n".join(rows) + "\n"
+
+
+def bench_likelihood(config, device, repeats, batch=64):
+    from sde_edge.data import load_dataset
+    from sde_edge.likelihood import ode_bpd, quantize
+    from sde_edge.sampling import sample
+
+    model, sde, weights = _network(config, device)
+    x = (quantize(load_dataset(config.data, "test")[:batch]) * 2 / 255 - 1).to(device)
+    generator = torch.Generator(device).manual_seed(0)
+    sampled, measured = [], []
+    for _ in range(max(1, repeats // 20)):
+        seconds, sampling = _timed(lambda: sample("ode", model, sde, x.shape, steps=1, generator=generator, device=device), device)
+        sampled.append(seconds)
+        seconds, likelihood = _timed(lambda: ode_bpd(model, sde, x, generator=generator), device)
+        measured.append(seconds)
+    per_sample, per_nll = statistics.median(sampled) / batch, statistics.median(measured) / batch
+    return (f"ODE likelihood cost, batch {batch}, {sde!r}, {weights}, {device.type}, RK45 at rtol = atol = 1e-5:\n\n"
+            f"| task | s / image | NFE |\n|---|---|---|\n"
+            f"| ODE sampling | {per_sample:.3f} | {sampling.nfe} |\n"
+            f"| ODE likelihood (Hutchinson) | {per_nll:.3f} | {likelihood.nfe} |\n\n"
+            f"likelihood / sampling = **{per_nll / per_sample:.2f}**\n")
+
+
+BENCHES = {"train": bench_train, "samplers": bench_samplers, "likelihood": bench_likelihood}
 
 
 def write_readme_section(name, text):

@@ -15,16 +15,22 @@ def _noise_like(x, generator):
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
+def euler_maruyama_step(reverse, x, t, s, generator):
+    """x_s = x - [f x - G^2 s_theta] (t - s) + G sqrt(t - s) z; returns (x_s, the reverse-SDE step at t)."""
+    step = reverse.sde(x, t)
+    dt = t - s
+    return x - step.drift * dt + step.diffusion * dt.sqrt() * _noise_like(x, generator), step
+
+
 @register_sampler("euler_maruyama", continuous_time=True)
 def euler_maruyama(model, sde, x, ts, *, generator=None, callback=None, progress=False):
-    """x_{t - dt} = x - [f x - G^2 s] dt + G sqrt(dt) z."""
+    """The reverse SDE by Euler-Maruyama, ending with the denoised x0_hat at t_eps."""
     reverse = sde.reverse(model)
     for t, s, _ in grid_steps(ts, progress, "euler_maruyama"):
-        step = reverse.sde(x, t)
+        x_next, step = euler_maruyama_step(reverse, x, t, s, generator)
         if callback is not None:
             callback({"t": t, "x": x, "x0_hat": step.denoised.x0})
-        dt = t - s
-        x = x - step.drift * dt + step.diffusion * dt.sqrt() * _noise_like(x, generator)
+        x = x_next
     return denoise(model, sde, x, ts[-1]).x0
 
 
@@ -68,9 +74,8 @@ def predictor_corrector(model, sde, x, ts, *, generator=None, callback=None, pro
         if predictor == "reverse_diffusion":
             x, d = reverse_diffusion_step(model, sde, x, t, s, generator)
         else:
-            step = reverse.sde(x, t)
+            x, step = euler_maruyama_step(reverse, x, t, s, generator)
             d = step.denoised
-            x = x - step.drift * (t - s) + step.diffusion * (t - s).sqrt() * _noise_like(x, generator)
         if callback is not None:
             callback({"t": t, "x": x, "x0_hat": d.x0})
     return denoise(model, sde, x, ts[-1]).x0
