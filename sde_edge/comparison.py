@@ -125,7 +125,7 @@ def plot_quality_vs_nfe(rows, metric, path, title=""):
     ax.set_xscale("log")
     ax.set_xlabel("NFE (network evaluations)")
     ax.set_ylabel(metric)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
