@@ -66,25 +66,25 @@ def sample_times(sde, batch_size, *, time_sampling="continuous", weighting="pape
     return t, weight
 
 
-def pixel_weights(sde, weighting, x0, t, std):
-    """omega(x0, t) per pixel for each weighting (see the module docstring); t (B, 1, 1, 1)."""
+def pixel_weights(sde, weighting, edges, t, std):
+    """omega(x0, t) per pixel for each weighting (see the module docstring); edges = e(x0), t (B, 1, 1, 1)."""
     if weighting == "paper":
         return torch.ones_like(std)
     if weighting == "variance":
         return 1.0 / std.square()
-    g_sq = sde.diffusion_sq_from_edges(sde.edge_map(x0), t)
-    return g_sq / std.square().square()
+    return sde.diffusion_sq_from_edges(edges, t) / std.square().square()
 
 
 def per_pixel_loss(model, sde, x0, t, eps, *, weighting="paper", importance=None):
     """omega * (n_hat - sigma eps)^2 per pixel at x_t = a(t) x0 + sigma(x0, t) eps, times the
     importance weight of t (from ``sample_times``) when given. t: (B,); eps shaped like x0."""
     tb = time_like(t, x0)
-    mean, std = sde.marginal_prob(x0, tb)
-    x_t = mean + std * eps
+    edges = sde.edge_map(x0)  # once: sigma and, for the likelihood weighting, G^2 both need it
+    std = sde.std_from_edges(edges, tb).expand_as(x0)
+    x_t = sde.signal_coef(tb) * x0 + std * eps
     output = model(x_t, tb.reshape(-1))
     noise, _ = noise_and_x0(output, sde, x_t, tb, parameterization_of(model))
-    loss = pixel_weights(sde, weighting, x0, tb, std) * (noise - std * eps).square()
+    loss = pixel_weights(sde, weighting, edges, tb, std) * (noise - std * eps).square()
     return loss if importance is None else loss * time_like(importance, x0)
 
 
