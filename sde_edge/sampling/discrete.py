@@ -34,13 +34,11 @@ def ddim(model, sde, x, ts, *, generator=None, callback=None, progress=False, et
             return d.x0
         var_s = sde.std_from_edges(d.edges, s.reshape(1, 1, 1, 1)).square().expand_as(x)
         eps_hat = d.noise / d.std
-        x = sde.signal_coef(s) * d.x0
         if eta > 0:
-            a_ts = sde.signal_coef(t) / sde.signal_coef(s)
-            post_var = var_s * (1.0 - a_ts**2 * var_s / d.std.square())
-            noise_var = eta**2 * post_var.clamp_min(0.0)
-            x = x + (var_s - noise_var).sqrt() * eps_hat
-            x = x + noise_var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            _, post_var = sde.posterior(x, d.x0, t, s, d.edges)  # the ancestral step's variance
+            noise_var = eta**2 * post_var
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = sde.signal_coef(s) * d.x0 + (var_s - noise_var).sqrt() * eps_hat + noise_var.sqrt() * z
         else:
-            x = x + var_s.sqrt() * eps_hat
+            x = sde.signal_coef(s) * d.x0 + var_s.sqrt() * eps_hat
     return denoise(model, sde, x, ts[-1]).x0
