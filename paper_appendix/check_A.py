@@ -10,7 +10,9 @@ from scipy.integrate import solve_ivp
 
 from sde_edge.config import default_diffusion
 from sde_edge.oracle import MixtureOracle
+from sde_edge.reverse import ReverseProcess
 from sde_edge.schedules import TRANSITIONS
+from sde_edge.score import Denoiser
 from sde_edge.sde import EdgePreservingSDE
 from _report import report  # paper_appendix/ is on sys.path when run as a script
 
@@ -23,21 +25,21 @@ def claim_1_matched_g_squared(sde):
     """G^2 = d sigma^2/dt + beta sigma^2, with d sigma^2/dt by central differences."""
     t = torch.linspace(0.02, 0.98, 97).reshape(-1, 1, 1, 1)
     h = 1e-6
-    rate = (sde.std_from_edges(EDGES, t + h) ** 2 - sde.std_from_edges(EDGES, t - h) ** 2) / (2 * h)
-    expected = rate + sde.beta(t) * sde.std_from_edges(EDGES, t) ** 2
+    rate = (sde.noise_std(EDGES, t + h, EDGES) ** 2 - sde.noise_std(EDGES, t - h, EDGES) ** 2) / (2 * h)
+    expected = rate + sde.schedule.beta(t) * sde.noise_std(EDGES, t, EDGES) ** 2
     # the kink of linear_ramp at t_phi makes a central difference there one-sided-wrong
-    away = (t - sde.transition.t_phi).abs() > 2 * h
-    error = ((sde.diffusion_sq_from_edges(EDGES, t) - expected).abs() / expected.abs().clamp_min(1e-8))[away.expand_as(expected)]
+    away = (t - sde.tau_fn.t_phi).abs() > 2 * h
+    error = ((sde.diffusion_sq(EDGES, t, EDGES) - expected).abs() / expected.abs().clamp_min(1e-8))[away.expand_as(expected)]
     return error.max().item(), 1e-6
 
 
 def claim_2_sigma_over_a_non_decreasing(sde):
     """sigma^2 / a^2 is non-decreasing, and G^2 >= beta c^2 > 0."""
     t = torch.linspace(0.0, 1.0, 2001).reshape(-1, 1, 1, 1)
-    ratio = sde.std_from_edges(EDGES, t) ** 2 / sde.signal_coef(t) ** 2
+    ratio = sde.noise_std(EDGES, t, EDGES) ** 2 / sde.signal_coef(t) ** 2
     worst_decrease = (-(ratio[1:] - ratio[:-1])).clamp_min(0).max().item()
-    g_sq = sde.diffusion_sq_from_edges(EDGES, t)
-    below_floor = (sde.beta(t) * sde.edge_factor(EDGES, t) ** 2 - g_sq).clamp_min(0).max().item()
+    g_sq = sde.diffusion_sq(EDGES, t, EDGES)
+    below_floor = (sde.schedule.beta(t) * sde.edge_factor(EDGES, t) ** 2 - g_sq).clamp_min(0).max().item()
     return max(worst_decrease, below_floor), 1e-12
 
 
@@ -50,11 +52,11 @@ def claim_3_direct_variance(tau):
 
         def rhs(s, v):
             s_t = torch.tensor(s).reshape(1, 1, 1, 1)
-            return [float(sde.beta(s_t) * (sde.edge_factor(e_t, s_t) ** 2 - v[0]))]
+            return [float(sde.schedule.beta(s_t) * (sde.edge_factor(e_t, s_t) ** 2 - v[0]))]
 
         times = [0.01, 0.2, 0.45, 0.7, 1.0]
         solution = solve_ivp(rhs, (0.0, 1.0), [0.0], t_eval=times, rtol=1e-11, atol=1e-14, method="DOP853")
-        table = sde.std_from_edges(e_t, torch.tensor(times).reshape(-1, 1, 1, 1)).flatten() ** 2
+        table = sde.noise_std(e_t, torch.tensor(times).reshape(-1, 1, 1, 1), e_t).flatten() ** 2
         worst = max(worst, float((table.numpy() / solution.y[0] - 1).__abs__().max()))
     return worst, 1e-4
 
@@ -65,12 +67,12 @@ def claim_4_probability_flow_with_x0_hat(tau):
     generator = torch.Generator().manual_seed(0)
     mu = torch.where(torch.rand(1, 1, 6, 6, generator=generator) > 0.5, 1.0, -1.0)
     oracle = MixtureOracle(mu, [1.0], sde)
-    reverse = sde.reverse(oracle, probability_flow=True)
+    reverse = ReverseProcess(Denoiser(oracle, sde), probability_flow=True)
     z = torch.randn(mu.shape, generator=generator)
     mean, std = sde.marginal_prob(mu, 1.0)
 
     def rhs(t, x):
-        return reverse.sde(torch.from_numpy(x).reshape(mu.shape), t).drift.flatten().numpy()
+        return reverse.step(torch.from_numpy(x).reshape(mu.shape), t).drift.flatten().numpy()
 
     times = [1.0, 0.6, 0.3, 0.1, 0.02]
     solution = solve_ivp(rhs, (1.0, 0.02), (mean + std * z).flatten().numpy(), t_eval=times, rtol=1e-9, atol=1e-10)

@@ -22,7 +22,7 @@ def claim_1_chain_has_the_marginals(sde):
     """v_ts >= 0 on a fine grid, and a_ts^2 sigma_s^2 + v_ts = sigma_t^2."""
     s, t = GRID[1:-1].reshape(-1, 1, 1, 1), GRID[2:].reshape(-1, 1, 1, 1)
     a_ts = sde.signal_coef(t) / sde.signal_coef(s)
-    var_s, var_t = sde.std_from_edges(EDGES, s) ** 2, sde.std_from_edges(EDGES, t) ** 2
+    var_s, var_t = sde.noise_std(EDGES, s, EDGES) ** 2, sde.noise_std(EDGES, t, EDGES) ** 2
     v_ts = var_t - a_ts**2 * var_s
     return max(float((-v_ts).clamp_min(0).max()), float((a_ts**2 * var_s + v_ts - var_t).abs().max())), 1e-15
 
@@ -37,7 +37,7 @@ def claim_2_posterior_by_quadrature(sde):
         x0 = float(rng.uniform(-1, 1))
         e_t, tt, st = torch.tensor(e).reshape(1, 1, 1, 1), torch.tensor(t), torch.tensor(s)
         a_t, a_s = float(sde.signal_coef(tt)), float(sde.signal_coef(st))
-        var_t, var_s = float(sde.std_from_edges(e_t, tt) ** 2), float(sde.std_from_edges(e_t, st) ** 2)
+        var_t, var_s = float(sde.noise_std(e_t, tt, e_t) ** 2), float(sde.noise_std(e_t, st, e_t) ** 2)
         x_t = a_t * x0 + np.sqrt(var_t) * rng.normal()
         grid = np.linspace(a_s * x0 - 12 * np.sqrt(var_s), a_s * x0 + 12 * np.sqrt(var_s), 200_001)
         v_ts = var_t - (a_t / a_s) ** 2 * var_s
@@ -64,10 +64,10 @@ def claim_4_per_pixel_loss_scale(sde):
     t, s = torch.tensor(0.3), torch.tensor(0.25)
     x0 = torch.rand(1, 1, 1, EDGES.shape[-1]) * 2 - 1
     x0_hat = x0 + 0.1
-    x_t = sde.signal_coef(t) * x0 + sde.std_from_edges(EDGES, t) * torch.randn_like(x0)
+    x_t = sde.signal_coef(t) * x0 + sde.noise_std(EDGES, t, EDGES) * torch.randn_like(x0)
     mean_q, var = sde.posterior(x_t, x0, t, s, EDGES)
     mean_p, _ = sde.posterior(x_t, x0_hat, t, s, EDGES)
-    weight = sde.signal_coef(s) ** 2 * var / (2 * sde.std_from_edges(EDGES, s) ** 4)
+    weight = sde.signal_coef(s) ** 2 * var / (2 * sde.noise_std(EDGES, s, EDGES) ** 4)
     kl = gaussian_kl(mean_q, var, mean_p, var)
     spread = float(weight.max() / weight.min())
     error = float((kl / (weight * (x0 - x0_hat) ** 2) - 1).abs().max())

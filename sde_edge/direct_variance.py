@@ -1,4 +1,4 @@
-"""The per-pixel variance of the `direct` SDE (SPEC section 3), tabulated.
+"""The per-pixel variance of the `direct` SDE (paper_appendix/math.md, section 3.2), tabulated.
 
 With G = sqrt(beta) c(e, t) the marginal variance is
 
@@ -40,7 +40,7 @@ class DirectVarianceTable:
     def __init__(self, sde, num_edge=512, num_time=2048, refine=2):
         self.kappa_ref = float(sde.kappa(torch.zeros((), dtype=torch.float64)))
         self.u_max = float(np.log1p(1.0 / self.kappa_ref))
-        self.w_phi = sde.transition.t_phi ** (1.0 / 3.0)
+        self.w_phi = sde.tau_fn.t_phi ** (1.0 / 3.0)
         self.phi_node = min(max(round(self.w_phi * num_time), 1), num_time) / num_time
         u = torch.linspace(0.0, self.u_max, num_edge, dtype=torch.float64)
         e = self.kappa_ref * torch.expm1(u)
@@ -65,11 +65,11 @@ class DirectVarianceTable:
         s = w_nodes**3
         ds_dw = 3.0 * w_nodes**2
         edges = e[:, None, None]
-        integrand = sde.beta(s) * sde.edge_factor(edges, s) ** 2 / torch.exp(sde.log_abar(s)) * ds_dw
+        integrand = sde.schedule.beta(s) * sde.edge_factor(edges, s) ** 2 / torch.exp(sde.schedule.log_abar(s)) * ds_dw
         cell_integrals = (integrand * _GL_WEIGHTS).sum(-1) * width  # (edges, cells)
         cumulative = torch.cat([torch.zeros_like(cell_integrals[:, :1]), cell_integrals.cumsum(-1)], dim=1)
         t = self._coord_to_w(table_coords) ** 3
-        abar = torch.exp(sde.log_abar(t))
+        abar = torch.exp(sde.schedule.log_abar(t))
         variance = abar * cumulative[:, ::refine]
         q = variance / (1.0 - abar).clamp_min(1e-300)
         q[:, 0] = sde.edge_factor(e, torch.zeros(())) ** 2  # the t -> 0 limit

@@ -1,4 +1,4 @@
-"""Sobel edge map e(x0) in [0, 1] (SPEC section 1)."""
+"""Sobel edge map e(x0) in [0, 1] (paper_appendix/math.md, section 1)."""
 import torch
 import torch.nn.functional as F
 

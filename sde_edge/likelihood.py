@@ -1,5 +1,5 @@
-"""Likelihoods in bits per dimension (SPEC section 6): the probability-flow ODE and the
-per-pixel variational bound (the paper's Appendix D, written out in paper_appendix/D_bound.md).
+"""Likelihoods in bits per dimension (paper_appendix/math.md, section 6): the probability-flow ODE and the
+per-coordinate variational bound (the paper's Appendix D, written out in paper_appendix/D_bound.md).
 
 Data lives on 256 levels scaled to [-1, 1]: level k is the bin [2k/256 - 1, 2(k+1)/256 - 1),
 whose lattice point is 2k/255 - 1 (what ``x * 127.5 + 127.5`` rounds back to k).
@@ -12,8 +12,10 @@ import torch
 from tqdm.auto import tqdm
 
 from sde_edge.odeint import integrate
+from sde_edge.reverse import ReverseProcess
 from sde_edge.sampling.grids import time_grid
-from sde_edge.score import denoise
+from sde_edge.score import Denoiser
+from sde_edge.tensors import check_data_range
 
 LEVELS = 256
 BIN_WIDTH = 2.0 / LEVELS
@@ -24,19 +26,14 @@ TRACES = ("hutchinson", "exact")
 PROBES = ("rademacher", "gaussian")
 
 
-def check_images(x, name="x"):
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} holds NaN or inf values")
-    low, high = x.min().item(), x.max().item()
-    if low < -1 - 1e-6 or high > 1 + 1e-6:
-        raise ValueError(f"{name} must be scaled to [-1, 1] (256 levels); its values span [{low:.3g}, {high:.3g}]")
-
-
 def quantize(x):
     """The level k in {0, ..., 255} of each pixel of x in [-1, 1]."""
     return torch.round((x + 1.0) * (LEVELS - 1) / 2.0).clamp(0, LEVELS - 1)
+
+
+def snap_to_lattice(x):
+    """x in [-1, 1] moved to the nearest of the 256 lattice points 2k/255 - 1."""
+    return quantize(x) * 2.0 / (LEVELS - 1) - 1.0
 
 
 def uniform_dequantize(x, generator=None):
@@ -51,7 +48,7 @@ class ODELikelihood:
     log_likelihood: torch.Tensor  # (B,) nats: log p of the (dequantised) input under the ODE model
     prior_logp: torch.Tensor  # (B,) log N(z; 0, I)
     delta_logp: torch.Tensor  # (B,) integral of div F from t_eps to 1
-    z: torch.Tensor  # the latent at t = 1
+    z: torch.Tensor  # the latent at t = 1 (pixels)
     nfe: int
 
 
@@ -69,16 +66,17 @@ def _divergence(drift, x, trace, probes):
 
 def ode_bpd(model, sde, x, *, trace="hutchinson", probe="rademacher", rtol=1e-5, atol=1e-5, dequantize=True,
             generator=None, max_nfe=20_000, method="RK45", progress=False):
-    """-log p(x) in bits/dim under the probability-flow ODE: log p_0(x) = log N(x_1; 0, I) +
-    integral_{t_eps}^1 div F dt, with F the ODE drift (exact trace or Hutchinson-Skilling).
+    """-log p(x) in bits/dim under the probability-flow ODE: log p_0(x) = log N(y_1; 0, I) +
+    integral_{t_eps}^1 div F dt, with F the ODE drift in the process's coordinates y = U^T x
+    (exact trace or Hutchinson-Skilling; U is orthonormal, so no Jacobian term).
 
     Samples must not interact: ``edge_norm='batch'`` is refused (its edge map couples the batch).
     """
-    check_images(x)
+    check_data_range(x)
     sde.check_continuous()
     if trace not in TRACES or probe not in PROBES:
         raise ValueError(f"trace must be one of {TRACES} and probe one of {PROBES}, got {trace!r}, {probe!r}")
-    if sde.config.edge_norm == "batch":
+    if sde.config.get("process", "edge") == "edge" and sde.config.edge_norm == "batch":
         raise ValueError("diffusion.edge_norm='batch' makes each image's noise depend on the batch; "
                          "likelihoods need edge_norm='image'")
     dims = x[0].numel()
@@ -88,26 +86,27 @@ def ode_bpd(model, sde, x, *, trace="hutchinson", probe="rademacher", rtol=1e-5,
     if not dequantize:
         warnings.warn("dequantize=False: this is the bpd of a continuous density at discrete data points, "
                       "which is not a bound on the discrete NLL and can be negative", stacklevel=2)
-    start = uniform_dequantize(x, generator) if dequantize else x
+    start = sde.to_basis(uniform_dequantize(x, generator) if dequantize else x)
     probes = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     if probe == "rademacher":
         probes = probes.sign()
-    reverse = sde.reverse(model, probability_flow=True)
+    reverse = ReverseProcess(Denoiser(model, sde), probability_flow=True)
 
     def rhs(state, t):
         with torch.enable_grad():
             xt = state[:, :dims].reshape(x.shape).detach().requires_grad_(True)
-            drift = reverse.sde(xt, t).drift
+            drift = reverse.step(xt, t).drift
             divergence = _divergence(drift, xt, trace, probes)
         return torch.cat([drift.detach().flatten(1), divergence.detach()[:, None]], dim=1)
 
     state = torch.cat([start.flatten(1), torch.zeros_like(start[:, :1, 0, 0])], dim=1)
-    end, nfe = integrate(rhs, state, sde.t_eps, 1.0, rtol=rtol, atol=atol, method=method, max_nfe=max_nfe,
+    end, nfe, _ = integrate(rhs, state, sde.t_eps, 1.0, rtol=rtol, atol=atol, method=method, max_nfe=max_nfe,
                          progress=progress, desc="ode likelihood")
     z = end[:, :dims].reshape(x.shape)
     prior_logp = sde.prior_logp(z)
     log_likelihood = prior_logp + end[:, dims]
-    return ODELikelihood(-log_likelihood / (dims * math.log(2)) + BPD_OFFSET, log_likelihood, prior_logp, end[:, dims], z, nfe)
+    return ODELikelihood(-log_likelihood / (dims * math.log(2)) + BPD_OFFSET, log_likelihood, prior_logp, end[:, dims],
+                         sde.from_basis(z), nfe)
 
 
 @dataclass
@@ -141,44 +140,47 @@ def decoder_log_likelihood(x, mean, std):
 
 
 def vlb_bpd(model, sde, x, *, steps, generator=None, grid="uniform", progress=False):
-    """The per-pixel variational bound (Appendix D) in bits/dim, with its terms:
+    """The per-coordinate variational bound (Appendix D) in bits/dim, with its terms:
 
-        L_T = KL(q(x_1 | x0) || N(0, I)),
-        L_{t->s} = KL(q(x_s | x_t, x0) || p(x_s | x_t))  at one x_t ~ q(x_t | x0) per step,
-        L_0 = -log P(x0 | x_{t_1}),  a Gaussian N(x0_hat, sigma(x0_hat, t_1)^2 / a(t_1)^2)
-              discretised to the 256 bins.
+        L_T = KL(q(y_1 | x0) || N(0, I)),
+        L_{t->s} = KL(q(y_s | y_t, x0) || p(y_s | y_t))  at one y_t ~ q(y_t | x0) per step,
+        L_0 = -log P(x0 | y_{t_1}),  a Gaussian N(x0_hat, diag of U (s^2 / alpha^2) U^T) at
+              t_1, discretised per pixel to the 256 bins (for the pixel basis: s(x0_hat, t_1) / a(t_1)).
 
-    q takes its sigmas at the edges of the true x0, p at those of x0_hat.
+    q takes its noise levels at the true x0, p at x0_hat; y = U^T x are the process's coordinates.
     """
-    check_images(x)
-    x0 = quantize(x) * 2.0 / (LEVELS - 1) - 1.0
+    check_data_range(x)
+    x0 = snap_to_lattice(x)
+    y0 = sde.to_basis(x0)
     nats_to_bpd = 1.0 / (x0[0].numel() * math.log(2))
     ts = time_grid(grid, steps, 1.0, 0.0, sde=sde, device=x.device, dtype=x.dtype)
-    true_edges = sde.edge_map(x0)
+    true_statistic = sde.noise_statistic(x0)
+    denoiser = Denoiser(model, sde)
 
     def sample_q(t):
-        std = sde.std_from_edges(true_edges, t)
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        return sde.signal_coef(t) * x0 + std * eps
+        std = sde.noise_std(true_statistic, t, y0)
+        eps = torch.randn(y0.shape, generator=generator, device=y0.device, dtype=y0.dtype)
+        return sde.alpha(t, y0) * y0 + std * eps
 
-    def per_sample(pixels):
-        return pixels.flatten(1).sum(1).double()
+    def per_sample(values):
+        return values.flatten(1).sum(1).double()
 
     one = ts[0]
-    prior_std = sde.std_from_edges(true_edges, one).expand_as(x0)
-    prior = per_sample(gaussian_kl(sde.signal_coef(one) * x0, prior_std.square(), torch.zeros_like(x0), torch.ones_like(x0)))
+    prior_std = sde.noise_std(true_statistic, one, y0).expand_as(y0)
+    prior = per_sample(gaussian_kl(sde.alpha(one, y0) * y0, prior_std.square(), torch.zeros_like(y0), torch.ones_like(y0)))
     kl_steps = []
     with torch.no_grad():
         for i in tqdm(range(len(ts) - 2), desc="bound", disable=not progress, leave=False):
             t, s = ts[i], ts[i + 1]
-            x_t = sample_q(t)
-            d = denoise(model, sde, x_t, t)
-            mean_q, var_q = sde.posterior(x_t, x0, t, s, true_edges)
-            mean_p, var_p = sde.posterior(x_t, d.x0, t, s, d.edges)
+            y_t = sample_q(t)
+            d = denoiser(y_t, t)
+            mean_q, var_q = sde.posterior(y_t, y0, t, s, true_statistic)
+            mean_p, var_p = sde.posterior(y_t, d.x0, t, s, d.statistic)
             kl_steps.append(per_sample(gaussian_kl(mean_q, var_q, mean_p, var_p)))
         t1 = ts[-2]
-        d = denoise(model, sde, sample_q(t1), t1)
-        decoder = -per_sample(decoder_log_likelihood(x0, d.x0, d.std / sde.signal_coef(t1)))
+        d = denoiser(sample_q(t1), t1)
+        pixel_std = sde.basis.pixel_variance((d.std / sde.alpha(t1, y0)).square().expand_as(y0)).sqrt()
+        decoder = -per_sample(decoder_log_likelihood(x0, d.image, pixel_std))
     kl_per_step = torch.stack(kl_steps, dim=1) if kl_steps else torch.zeros(len(x0), 0, dtype=torch.float64, device=x.device)
     terms = {"prior": prior * nats_to_bpd, "kl": kl_per_step.sum(1) * nats_to_bpd, "decoder": decoder * nats_to_bpd,
              "kl_per_step": kl_per_step * nats_to_bpd}

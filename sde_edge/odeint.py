@@ -12,8 +12,10 @@ class SolverBudgetExceeded(RuntimeError):
     """The adaptive solver needed more than ``max_nfe`` evaluations."""
 
 
-def integrate(rhs, state, t0, t1, *, rtol=1e-5, atol=1e-5, method="RK45", max_nfe=None, progress=False, desc="ode"):
-    """Solve d state / dt = rhs(state, t) from t0 to t1; returns (state at t1, number of rhs calls).
+def integrate(rhs, state, t0, t1, *, rtol=1e-5, atol=1e-5, method="RK45", max_nfe=None, progress=False, desc="ode",
+              t_eval=None):
+    """Solve d state / dt = rhs(state, t) from t0 to t1; returns (state at t1, number of rhs calls,
+    the states at the times ``t_eval`` from the solver's dense output, or None).
 
     ``rhs`` takes and returns torch tensors shaped like ``state`` (on its device and dtype);
     ``t`` reaches it as a Python float. Raises SolverBudgetExceeded after ``max_nfe`` calls.
@@ -33,9 +35,15 @@ def integrate(rhs, state, t0, t1, *, rtol=1e-5, atol=1e-5, method="RK45", max_nf
         return rhs(current, t).detach().double().cpu().numpy().ravel()
 
     try:
-        solution = solve_ivp(scipy_rhs, (t0, t1), state.detach().double().cpu().numpy().ravel(), method=method, rtol=rtol, atol=atol)
+        solution = solve_ivp(scipy_rhs, (t0, t1), state.detach().double().cpu().numpy().ravel(), method=method,
+                             rtol=rtol, atol=atol, dense_output=t_eval is not None)
     finally:
         bar.close()
     if not solution.success:
         raise RuntimeError(f"solve_ivp failed: {solution.message}")
-    return torch.from_numpy(solution.y[:, -1]).to(device=device, dtype=dtype).reshape(shape), count
+
+    def to_torch(values):
+        return torch.from_numpy(values).to(device=device, dtype=dtype).reshape(shape)
+
+    states = None if t_eval is None else [to_torch(solution.sol(t)) for t in t_eval]
+    return to_torch(solution.y[:, -1]), count, states

@@ -1,4 +1,4 @@
-"""Time schedules of the edge-preserving process (SPEC section 2).
+"""Time schedules of the edge-preserving process (paper_appendix/math.md, section 2).
 
 Each schedule maps a time tensor ``t`` in [0, 1] to a tensor of the same shape
 and also gives its analytic time derivative, which the matched SDE needs for
@@ -15,7 +15,7 @@ KAPPA_SCHEDULES = ("linear", "constant")
 
 @dataclass(frozen=True)
 class LinearBetaSchedule:
-    """Linear VP schedule: beta(t) = N (beta_min + t (beta_max - beta_min)), SPEC section 2."""
+    """Linear VP schedule: beta(t) = N (beta_min + t (beta_max - beta_min)) (paper_appendix/math.md, section 2)."""
 
     num_steps: int
     beta_min: float
@@ -45,8 +45,8 @@ class LinearBetaSchedule:
 
 
 @dataclass(frozen=True)
-class Transition:
-    """tau(t) in [0, 1], non-decreasing; tau = 1 is isotropic noise (SPEC section 2 table)."""
+class TransitionFunction:
+    """tau(t) in [0, 1], non-decreasing; tau = 1 is isotropic noise (paper_appendix/math.md, section 2)."""
 
     name: str
     t_phi: float
@@ -85,7 +85,7 @@ class Transition:
 @dataclass(frozen=True)
 class EdgeSensitivity:
     """kappa(t): linear from kappa_min at t = 0 to kappa_max at t = t_phi, extrapolated
-    linearly beyond; ``constant`` holds kappa_max for all t (SPEC section 2)."""
+    linearly beyond; ``constant`` holds kappa_max for all t (paper_appendix/math.md, section 2)."""
 
     schedule: str
     kappa_min: float

@@ -1,29 +1,19 @@
-"""Network output -> (x0_hat, score, sigma(x0_hat, t)): the one place that does it (SPEC sections 4 and 8).
+"""Network output -> (x0_hat, score, s(x0_hat, t)): the one place that does it (paper_appendix/math.md, section 4).
 
-A *model* is any callable ``model(x, t)`` (t a (B,) tensor in [0, 1]) with an
+A *model* is any callable ``model(x, t)`` (x pixel images, t a (B,) tensor in [0, 1]) with an
 attribute ``parameterization``:
 
-* ``scaled_eps``: the output is n = sigma(x0, t) * eps, so x0_hat = (x - n) / a(t);
-* ``x0``: the output is x0_hat, so n = x - a(t) x0_hat.
+* ``scaled_eps``: the output is n = x_t - alpha(t) x0 (sigma(x0, t) * eps for the edge process),
+  so x0_hat = (x_t - n) / alpha(t);
+* ``x0``: the output is x0_hat, so n = x_t - alpha(t) x0_hat.
 
-Either way the score is -n / sigma(x0_hat, t)^2, per pixel.
+Either way the score is -n / s(x0_hat, t)^2 per coordinate of the process's basis.
+``Denoiser`` binds (model, sde) once, as k-diffusion's wrappers and EDM's preconditioning do:
+samplers call ``denoiser(y, t)`` on basis coordinates and never see the network.
 """
-from dataclasses import dataclass
+from sde_edge.tensors import time_like
 
-import torch
-
-from sde_edge.config import PARAMETERIZATIONS
-from sde_edge.sde import time_like
-
-
-@dataclass
-class Denoised:
-    output: torch.Tensor  # the model's raw output
-    x0: torch.Tensor  # x0_hat
-    noise: torch.Tensor  # n_hat = x - a(t) x0_hat
-    score: torch.Tensor  # -n_hat / sigma(x0_hat, t)^2
-    std: torch.Tensor  # sigma(x0_hat, t), shaped like x
-    edges: torch.Tensor  # e(x0_hat), (B, 1, H, W), so callers can get G^2 without a second Sobel
+PARAMETERIZATIONS = ("scaled_eps", "x0")
 
 
 def parameterization_of(model):
@@ -36,27 +26,60 @@ def parameterization_of(model):
     return name
 
 
-def noise_and_x0(output, sde, x, t, parameterization):
-    """(n_hat, x0_hat) from a model output at (x, t), with x = a(t) x0_hat + n_hat; t (B, 1, 1, 1)."""
-    a = sde.signal_coef(t)
-    if parameterization == "scaled_eps":
-        return output, (x - output) / a
-    return x - a * output, output
+class Denoised:
+    """The model's reading of (y, t), per coordinate of the process's basis."""
+
+    def __init__(self, output, x0, image, noise, std, statistic):
+        self.output = output  # the model's raw output (pixels)
+        self.x0 = x0  # x0_hat in the basis
+        self.image = image  # x0_hat as pixels
+        self.noise = noise  # n_hat = y - alpha(t) x0_hat
+        self.std = std  # s(x0_hat, t), broadcastable to y
+        self.statistic = statistic  # noise_statistic(x0_hat): G^2 without a second Sobel
+
+    @property
+    def score(self):
+        """-n_hat / s(x0_hat, t)^2."""
+        return -self.noise / self.std.square()
 
 
-def output_to_denoised(output, sde, x, t, parameterization):
-    """Interpret a model output already computed at (x, t)."""
-    t = time_like(t, x)
-    noise, x0 = noise_and_x0(output, sde, x, t, parameterization)
-    edges = sde.edge_map(x0)
-    std = sde.std_from_edges(edges, t).expand_as(x)
-    return Denoised(output, x0, noise, -noise / std.square(), std, edges)
+class Denoiser:
+    """``denoiser(y, t)`` -> ``Denoised``: the model bound to its process (see the module docstring)."""
 
+    def __init__(self, model, sde):
+        self.model, self.sde = model, sde
+        self.parameterization = parameterization_of(model)
 
-def denoise(model, sde, x, t):
-    """Evaluate ``model`` once at (x, t) and return x0_hat, the score and sigma(x0_hat, t)."""
-    t = time_like(t, x)
-    output = model(x, t.reshape(-1))
-    if output.shape != x.shape:
-        raise ValueError(f"the model returned shape {tuple(output.shape)} for input shape {tuple(x.shape)}")
-    return output_to_denoised(output, sde, x, t, parameterization_of(model))
+    def _output(self, y, t):
+        x = self.sde.from_basis(y)
+        output = self.model(x, t.reshape(-1))
+        if output.shape != x.shape:
+            raise ValueError(f"the model returned shape {tuple(output.shape)} for input shape {tuple(x.shape)}")
+        return output
+
+    def noise_in_basis(self, y, t):
+        """n_hat = y - alpha(t) x0_hat in the basis: what the loss compares with s eps."""
+        t = time_like(t, y)
+        output = self._output(y, t)
+        if self.parameterization == "scaled_eps":
+            return self.sde.to_basis(output)
+        return y - self.sde.alpha(t, y) * self.sde.to_basis(output)
+
+    def interpret(self, output, y, t):
+        """A ``Denoised`` from a model output already computed at (y, t); t (B, 1, 1, 1)."""
+        sde = self.sde
+        alpha = sde.alpha(t, y)
+        if self.parameterization == "scaled_eps":
+            noise = sde.to_basis(output)
+            x0 = (y - noise) / alpha
+            image = sde.from_basis(x0)
+        else:
+            image, x0 = output, sde.to_basis(output)
+            noise = y - alpha * x0
+        statistic = sde.noise_statistic(image)
+        return Denoised(output, x0, image, noise, sde.noise_std(statistic, t, y), statistic)
+
+    def __call__(self, y, t):
+        """Evaluate the model once at (y, t) and read x0_hat, the score and s(x0_hat, t) from it."""
+        t = time_like(t, y)
+        return self.interpret(self._output(y, t), y, t)

@@ -1,77 +1,163 @@
-"""Score SDEs with per-pixel noise (SPEC sections 2, 3 and 8).
+"""Score SDEs that are diagonal in a basis, and the edge-preserving process (paper_appendix/math.md, sections 2-3).
 
-``SDE`` is the abstract interface every sampler, loss and likelihood routine
-talks to. ``EdgePreservingSDE`` is the edge-preserving process of
-Vandersanden et al. (2024) in the continuous-time form of their Appendix A;
-``VPSDE`` is its isotropic special case. Every std and diffusion returned here
-is a tensor shaped like the image: nothing assumes one scalar per image.
+``SDE`` is the interface every sampler, loss and likelihood routine talks to. A process is
+
+    x_t = U (alpha(t) * U^T x0 + s(x0, t) * z),   z ~ N(0, I),
+
+with an orthonormal basis U and per-coordinate ``alpha`` and ``s``; in the coordinates
+y = U^T x its forward SDE is diagonal,
+
+    dy = f(t) y dt + G(x0, t) dW,   f = d log alpha / dt,   G^2 = d s^2/dt - 2 f s^2,
+
+so that its marginals are exactly the ones above. ``EdgePreservingSDE`` (U = identity,
+alpha = a(t), s = sigma(x0, t) per pixel) is the process of Vandersanden et al. (2024) in the
+continuous-time form of their Appendix A; ``VPSDE`` is its isotropic special case (DDPM);
+``sde_edge.processes`` holds the frequency-shaped baselines. Every std and diffusion here is
+a tensor that broadcasts against the image: nothing assumes one scalar per image.
 """
 import abc
 import math
 
 import torch
 
+from sde_edge.bases import IDENTITY
 from sde_edge.config import validate_diffusion
 from sde_edge.direct_variance import DirectVarianceTable
 from sde_edge.edges import edge_map
-from sde_edge.schedules import EdgeSensitivity, LinearBetaSchedule, Transition
-
-
-def time_like(t, x):
-    """Turn ``t`` (a number, or a tensor of B times shaped (B,) or (B, 1, 1, 1)) into shape
-    (B, 1, 1, 1) in x's dtype and device."""
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    batch_shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    if t.dim() == 0:
-        return t.expand(batch_shape)
-    if t.shape not in (batch_shape, batch_shape[:1]):
-        raise ValueError(f"t must be a number or a tensor of shape ({x.shape[0]},) to match x, got shape {tuple(t.shape)}")
-    return t.reshape(batch_shape)
-
-
-def _check_images(x, name):
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
+from sde_edge.schedules import EdgeSensitivity, LinearBetaSchedule, TransitionFunction
+from sde_edge.tensors import check_images, time_like
 
 
 class SDE(abc.ABC):
-    """dX = f(t) X dt + G(x0, t) dW on images, with marginals N(mean(x0, t), diag std^2)."""
+    """A linear Gaussian process diagonal in ``basis`` (see the module docstring).
 
-    t_eps = 1e-3
+    Subclasses give ``noise_statistic``, ``alpha``, ``noise_std``, ``drift_coef`` and
+    ``diffusion_sq``; everything a sampler needs follows from those. All times t are tensors of
+    shape (B, 1, 1, 1) (or 0-d); ``like`` is a tensor of coordinates (B, C, H, W) that the
+    coefficient must broadcast against (a frequency-shaped process needs its size).
+    """
+
+    basis = IDENTITY
+    discontinuities = ()  # times at which s(x0, t) jumps: no continuous-time form there
+
+    def __init__(self, config):
+        self.config = validate_diffusion(config.copy_and_resolve_references())  # later edits must not leak in
+        c = self.config
+        self.schedule = LinearBetaSchedule(c.num_steps, c.beta_min, c.beta_max)  # the reference a(t), b(t)
+        self.t_eps = c.t_eps
+
+    def __repr__(self):
+        c = self.config
+        return f"{type(self).__name__}(N={c.num_steps})"
+
+    @property
+    def num_steps(self):
+        return self.config.num_steps
+
+    # --- the basis -------------------------------------------------------------------------------
+    def to_basis(self, x):
+        """Pixel images -> the process's coordinates y = U^T x."""
+        return self.basis.forward(x)
+
+    def from_basis(self, y):
+        """The process's coordinates -> pixel images x = U y."""
+        return self.basis.inverse(y)
+
+    # --- the per-coordinate coefficients ------------------------------------------------------------
+    @abc.abstractmethod
+    def noise_statistic(self, x0):
+        """What s(x0, t) depends on, computed once per image (the edge map), or None."""
 
     @abc.abstractmethod
-    def marginal_prob(self, x0, t):
-        """(mean, std) of p(x_t | x0); std is per pixel, shaped like x0."""
+    def alpha(self, t, like):
+        """alpha(t), the signal coefficient of each coordinate."""
 
     @abc.abstractmethod
-    def sde(self, x, t, x0):
-        """(drift, diffusion) of the forward SDE; diffusion per pixel, shaped like x."""
+    def noise_std(self, statistic, t, like):
+        """s(x0, t) of each coordinate, given ``statistic = noise_statistic(x0)``."""
 
     @abc.abstractmethod
-    def edge_map(self, x0):
-        """The image statistic the noise depends on, (B, 1, H, W)."""
+    def drift_coef(self, t, like):
+        """f(t) = d log alpha / dt of each coordinate."""
 
     @abc.abstractmethod
-    def std_from_edges(self, e, t):
-        """sigma(x0, t) given e = edge_map(x0), (B, 1, H, W); t of shape (B, 1, 1, 1)."""
+    def diffusion_sq(self, statistic, t, like):
+        """G(x0, t)^2 = d s^2/dt - 2 f s^2 of each coordinate."""
 
-    @abc.abstractmethod
-    def diffusion_sq_from_edges(self, e, t):
-        """G(x0, t)^2 given e = edge_map(x0); t of shape (B, 1, 1, 1)."""
-
-    @abc.abstractmethod
-    def signal_coef(self, t):
-        """a(t), the mean coefficient: mean = a(t) x0."""
-
-    @abc.abstractmethod
-    def drift_coef(self, t):
-        """f(t) in the linear drift f(t) X."""
+    # --- continuity ----------------------------------------------------------------------------------
+    @property
+    def is_continuous(self):
+        return not self.discontinuities
 
     def check_continuous(self):
-        """Raise if the SDE has no continuous-time form (a jump in sigma)."""
+        """Raise if the SDE has no continuous-time form (s jumps)."""
+        if not self.is_continuous:
+            raise ValueError(f"{self!r}: s(x0, t) jumps at t = {self.discontinuities}, so the SDE has no "
+                             "continuous-time form there; use a discrete sampler ('ddpm', 'ddim')")
+
+    # --- one step of the chain (score_sde's ``discretize``) -----------------------------------------------
+    def transition(self, t, s, statistic, like):
+        """(a_ts, v_ts) of q(y_t | y_s) = N(a_ts y_s, v_ts) for s < t, per coordinate:
+        a_ts = alpha(t) / alpha(s), v_ts = s_t^2 - a_ts^2 s_s^2 (>= 0: s^2 / alpha^2 never decreases)."""
+        a_ts = self.alpha(t, like) / self.alpha(s, like)
+        v_ts = self.noise_std(statistic, t, like).square() - a_ts.square() * self.noise_std(statistic, s, like).square()
+        return a_ts, v_ts.clamp_min(0.0)
+
+    def posterior(self, y_t, y0, t, s, statistic):
+        """Mean and variance of q(y_s | y_t, y0) for s < t (the paper's Eqs. 13-14, per coordinate),
+        in the gain form that stays finite at s = 0 (where it returns y0 with variance 0):
+
+            var_s = s_s^2, var_t = a_ts^2 var_s + v_ts,
+            mean = alpha(s) y0 + (a_ts var_s / var_t) (y_t - alpha(t) y0),   var = var_s v_ts / var_t.
+        """
+        a_ts, v_ts = self.transition(t, s, statistic, y_t)
+        var_s = self.noise_std(statistic, s, y_t).square()
+        var_t = a_ts.square() * var_s + v_ts
+        mean = self.alpha(s, y_t) * y0 + (a_ts * var_s / var_t) * (y_t - self.alpha(t, y_t) * y0)
+        return mean, (var_s * v_ts / var_t).expand_as(y_t)
+
+    # --- the reference (isotropic) log-SNR, for time grids and importance sampling ----------------------
+    def log_snr(self, t):
+        """log(a^2 / b^2) of the reference VP schedule."""
+        log_abar = self.schedule.log_abar(t)
+        return log_abar - torch.log(-torch.expm1(log_abar))
+
+    def time_of_log_snr(self, log_snr):
+        """The inverse of ``log_snr``."""
+        return self.schedule.time_of_log_abar(-torch.nn.functional.softplus(-log_snr))
+
+    def log_snr_derivative(self, t):
+        """d log_snr / dt = -beta / (1 - abar) < 0."""
+        return -self.schedule.beta(t) / -torch.expm1(self.schedule.log_abar(t))
+
+    # --- the public contract ----------------------------------------------------------------------------
+    def marginal_prob(self, x0, t):
+        """(mean, std) of the coordinates y_t = U^T x_t given x0: alpha U^T x0 and s(x0, t), both
+        shaped like x0 (for the pixel basis: per pixel)."""
+        check_images(x0, "x0")
+        t = time_like(t, x0)
+        std = self.noise_std(self.noise_statistic(x0), t, x0).expand_as(x0)
+        return self.alpha(t, x0) * self.to_basis(x0), std
+
+    def sde(self, x, t, x0):
+        """(drift, diffusion) of the forward SDE at coordinates x, started from x0: f x and G(x0, t)."""
+        check_images(x, "x")
+        if x0.shape != x.shape:
+            raise ValueError(f"x0 must have the shape of x {tuple(x.shape)}, got {tuple(x0.shape)}")
+        t = time_like(t, x)
+        self.check_continuous()
+        diffusion = torch.sqrt(self.diffusion_sq(self.noise_statistic(x0), t, x))
+        return self.drift_coef(t, x) * x, diffusion.expand_as(x)
+
+    def perturb(self, x0, t, z):
+        """x_t as pixels for a standard normal z (basis coordinates): U (alpha U^T x0 + s(x0, t) z)."""
+        check_images(x0, "x0")
+        t = time_like(t, x0)
+        std = self.noise_std(self.noise_statistic(x0), t, x0)
+        return self.from_basis(self.alpha(t, x0) * self.to_basis(x0) + std * z)
 
     def prior_sampling(self, shape, generator=None, device=None, dtype=None):
-        """Samples of the prior N(0, I) at t = 1."""
+        """Samples of the prior N(0, I) at t = 1 (the same in every orthonormal basis)."""
         if generator is not None and device is None:
             device = generator.device
         return torch.randn(shape, generator=generator, device=device, dtype=dtype)
@@ -80,12 +166,6 @@ class SDE(abc.ABC):
         """log N(z; 0, I) per sample, shape (B,)."""
         dims = z[0].numel()
         return -0.5 * dims * math.log(2 * math.pi) - 0.5 * z.flatten(1).square().sum(1)
-
-    def reverse(self, model, probability_flow=False):
-        """The reverse-time SDE (or the probability-flow ODE) driven by ``model`` (SPEC section 3)."""
-        from sde_edge.reverse import ReverseSDE
-
-        return ReverseSDE(self, model, probability_flow)
 
 
 _DIRECT_TABLES = {}
@@ -101,61 +181,67 @@ def _direct_table_for(sde):
 
 
 class EdgePreservingSDE(SDE):
-    """The edge-preserving process x_t = a(t) x0 + sigma(x0, t) eps as an SDE (SPEC sections 2-3).
+    """The edge-preserving process x_t = a(t) x0 + sigma(x0, t) eps (paper_appendix/math.md, sections 2-3):
+    the pixel basis, alpha = a(t), s = sigma(x0, t) = b(t) c(e(x0), t) per pixel.
 
     ``config`` is a ``config.diffusion`` ConfigDict (see ``sde_edge.config.default_diffusion``).
     """
 
     def __init__(self, config):
-        self.config = validate_diffusion(config.copy_and_resolve_references())  # later edits must not leak in
-        self.schedule = LinearBetaSchedule(config.num_steps, config.beta_min, config.beta_max)
-        self.transition = Transition(config.tau, config.t_phi, config.tau_k)
-        self.kappa = EdgeSensitivity(config.kappa_schedule, config.kappa_min, config.kappa_max, config.t_phi)
-        self.variant = config.variant
-        self.t_eps = config.t_eps
-        self._direct_table = _direct_table_for(self) if self.variant == "direct" else None
+        super().__init__(config)
+        c = self.config
+        self.tau_fn = TransitionFunction(c.tau, c.t_phi, c.tau_k)
+        self.kappa = EdgeSensitivity(c.kappa_schedule, c.kappa_min, c.kappa_max, c.t_phi)
+        self.variant = c.variant
+        self.isotropic = c.tau == "isotropic"
+        if self.variant == "matched" and not self.tau_fn.is_continuous:
+            self.discontinuities = (c.t_phi,)
+        self._direct_table = _direct_table_for(self) if self.variant == "direct" and not self.isotropic else None
 
     def __repr__(self):
         c = self.config
         return f"{type(self).__name__}(tau={c.tau!r}, variant={c.variant!r}, t_phi={c.t_phi}, N={c.num_steps})"
 
-    @property
-    def num_steps(self):
-        return self.config.num_steps
+    def check_continuous(self):
+        if not self.is_continuous:
+            raise ValueError(
+                "diffusion.tau='linear' makes sigma jump at t_phi, so the matched SDE has no continuous-time "
+                "form there (G is a Dirac). Use diffusion.tau='linear_ramp' for SDE/ODE samplers and the "
+                "likelihood, or the discrete samplers ('ddpm', 'ddim', 'dpmpp_2m') with tau='linear'."
+            )
 
-    # --- schedule math (SPEC section 2) ----------------------------------------
-    def beta(self, t):
-        return self.schedule.beta(t)
-
-    def log_abar(self, t):
-        return self.schedule.log_abar(t)
-
+    # --- schedule math (paper_appendix/math.md, section 2) ---------------------------------------------------
     def signal_coef(self, t):
+        """a(t) = sqrt(abar(t))."""
         return self.schedule.signal(t)
 
     def noise_coef(self, t):
         """b(t) = sqrt(1 - abar(t)), the isotropic noise level."""
         return self.schedule.noise(t)
 
-    def drift_coef(self, t):
-        return -0.5 * self.beta(t)
+    def alpha(self, t, like):
+        return self.schedule.signal(t)
 
-    def tau(self, t):
-        return self.transition(t)
+    def drift_coef(self, t, like):
+        return -0.5 * self.schedule.beta(t)
 
     def edge_map(self, x0):
-        if self.transition.name == "isotropic":  # c = 1 whatever e is: plain DDPM pays for no Sobel
+        """e(x0) in [0, 1], (B, 1, H, W) (zeros for tau = isotropic, which ignores it)."""
+        if self.isotropic:
             return torch.zeros_like(x0[:, :1])
         return edge_map(x0, norm=self.config.edge_norm, padding=self.config.edge_padding)
 
+    def noise_statistic(self, x0):
+        return None if self.isotropic else self.edge_map(x0)  # plain DDPM pays for no Sobel
+
     def edge_factor(self, e, t):
         """c(x0, t) = 1 / ((1 - tau) sqrt(1 + e / kappa) + tau), in (0, 1]."""
-        tau = self.transition(t)
+        tau = self.tau_fn(t)
         return 1.0 / ((1.0 - tau) * torch.sqrt(1.0 + e / self.kappa(t)) + tau)
 
     def edge_factor_and_sq_rate(self, e, t):
         """c and d c^2 / dt, analytic (A_sde.md, A.2): d c^2/dt = -2 c^3 dD/dt with D = 1 / c."""
-        tau, dtau = self.transition(t), self.transition.derivative(t)
+        tau, dtau = self.tau_fn(t), self.tau_fn.derivative(t)
         kappa, dkappa = self.kappa(t), self.kappa.derivative(t)
         root = torch.sqrt(1.0 + e / kappa)
         droot = -e * dkappa / (2.0 * kappa**2 * root)
@@ -163,62 +249,25 @@ class EdgePreservingSDE(SDE):
         d_denominator = dtau * (1.0 - root) + (1.0 - tau) * droot
         return c, -2.0 * c**3 * d_denominator
 
-    # --- per-pixel noise ---------------------------------------------------------
-    def std_from_edges(self, e, t):
+    # --- per-pixel noise ------------------------------------------------------------------------------
+    def noise_std(self, statistic, t, like):
+        """sigma = b(t) c(e, t) (matched) or b(t) c_eff(e, t) from the direct variant's table."""
+        if statistic is None:
+            return self.noise_coef(t)
         if self._direct_table is not None:
-            return self.noise_coef(t) * self._direct_table.effective_factor(e, t)
-        return self.noise_coef(t) * self.edge_factor(e, t)
+            return self.noise_coef(t) * self._direct_table.effective_factor(statistic, t)
+        return self.noise_coef(t) * self.edge_factor(statistic, t)
 
-    def diffusion_sq_from_edges(self, e, t):
+    def diffusion_sq(self, statistic, t, like):
         """G^2. matched: d sigma^2/dt + beta sigma^2 = beta c^2 + b^2 dc^2/dt; direct: beta c^2."""
         self.check_continuous()
+        beta = self.schedule.beta(t)
+        if statistic is None:
+            return beta
         if self.variant == "direct":
-            return self.beta(t) * self.edge_factor(e, t) ** 2
-        c, c_sq_rate = self.edge_factor_and_sq_rate(e, t)
-        return self.beta(t) * c**2 + self.noise_coef(t) ** 2 * c_sq_rate
-
-    def check_continuous(self):
-        if self.variant == "matched" and not self.transition.is_continuous:
-            raise ValueError(
-                "diffusion.tau='linear' makes sigma jump at t_phi, so the matched SDE has no continuous-time "
-                "form there (G is a Dirac). Use diffusion.tau='linear_ramp' for SDE/ODE samplers and the "
-                "likelihood, or the discrete samplers ('ddpm', 'ddim') with tau='linear'."
-            )
-
-    def posterior(self, x_t, x0, t, s, edges):
-        """Mean and variance of q(x_s | x_t, x0) for s < t, per pixel, with sigmas taken at
-        ``edges`` (SPEC section 5, the paper's Eqs. 13-14); t and s are 0-d or (B, 1, 1, 1).
-
-            a_ts = a(t) / a(s),  v_ts = sigma_t^2 - a_ts^2 sigma_s^2,
-            var = 1 / (1 / sigma_s^2 + a_ts^2 / v_ts),  mean = var (a_ts / v_ts x_t + a(s) / sigma_s^2 x0)
-        """
-        a_ts = self.signal_coef(t) / self.signal_coef(s)
-        var_t = self.std_from_edges(edges, t).square()
-        var_s = self.std_from_edges(edges, s).square()
-        var_ts = (var_t - a_ts**2 * var_s).clamp_min(torch.finfo(x_t.dtype).tiny)
-        var = 1.0 / (1.0 / var_s + a_ts**2 / var_ts)
-        mean = var * (a_ts / var_ts * x_t + self.signal_coef(s) / var_s * x0)
-        return mean, var.expand_as(x_t)
-
-    # --- public contract (SPEC section 8) ----------------------------------------
-    def std(self, x0, t):
-        """sigma(x0, t), per pixel and shaped like x0."""
-        _check_images(x0, "x0")
-        return self.std_from_edges(self.edge_map(x0), time_like(t, x0)).expand_as(x0)
-
-    def marginal_prob(self, x0, t):
-        _check_images(x0, "x0")
-        t = time_like(t, x0)
-        std = self.std_from_edges(self.edge_map(x0), t).expand_as(x0)
-        return self.signal_coef(t) * x0, std
-
-    def sde(self, x, t, x0):
-        _check_images(x, "x")
-        if x0.shape != x.shape:
-            raise ValueError(f"x0 must have the shape of x {tuple(x.shape)}, got {tuple(x0.shape)}")
-        t = time_like(t, x)
-        diffusion = torch.sqrt(self.diffusion_sq_from_edges(self.edge_map(x0), t))
-        return self.drift_coef(t) * x, diffusion.expand_as(x)
+            return beta * self.edge_factor(statistic, t) ** 2
+        c, c_sq_rate = self.edge_factor_and_sq_rate(statistic, t)
+        return beta * c**2 + self.noise_coef(t) ** 2 * c_sq_rate
 
 
 class VPSDE(EdgePreservingSDE):

@@ -1,4 +1,4 @@
-"""sde_edge.edges: the Sobel edge map (SPEC section 1)."""
+"""sde_edge.edges: the Sobel edge map (paper_appendix/math.md, section 1)."""
 import pytest
 import torch
 
@@ -10,7 +10,7 @@ def test_constant_image_has_no_edges_with_replicate_padding(make_sde):
     assert bool((edge_map(flat) == 0).all())
     sde = make_sde(tau="linear_ramp")
     t = torch.tensor([0.1, 0.3])
-    torch.testing.assert_close(sde.std(flat, t), sde.noise_coef(t)[:, None, None, None].expand_as(flat))
+    torch.testing.assert_close(sde.marginal_prob(flat, t)[1], sde.noise_coef(t)[:, None, None, None].expand_as(flat))
 
 
 def test_zero_padding_puts_a_false_edge_on_the_frame():

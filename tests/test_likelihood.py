@@ -1,4 +1,4 @@
-"""sde_edge.likelihood against closed forms: Gaussian data, the one-image oracle (SPEC section 6)."""
+"""sde_edge.likelihood against closed forms: Gaussian data, the one-image oracle (paper_appendix/math.md, section 6)."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from conftest import edge_rich_images
+from helpers import edge_rich_images
 from sde_edge.likelihood import BIN_WIDTH, ode_bpd, quantize, vlb_bpd
 from sde_edge.odeint import SolverBudgetExceeded
 from sde_edge.oracle import GaussianOracle, MixtureOracle
@@ -23,7 +23,7 @@ def _flow_map_bpd(sde, oracle, x):
     """Closed-form ODE-model bpd for Gaussian data: the flow is the affine map
     x_1 = a_1 mu + r_1 (x - a_eps mu) / r_eps (r_t the marginal std), pushed back from N(0, I)."""
     t_eps, one = torch.tensor(sde.t_eps, dtype=x.dtype), torch.tensor(1.0, dtype=x.dtype)
-    a0, r0, a1, r1 = sde.signal_coef(t_eps), oracle.marginal_std(t_eps), sde.signal_coef(one), oracle.marginal_std(one)
+    a0, r0, a1, r1 = sde.signal_coef(t_eps), oracle.marginal_std(t_eps, x), sde.signal_coef(one), oracle.marginal_std(one, x)
     z = a1 * MU + r1 * (x - a0 * MU) / r0
     log_p = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi) + torch.log(r1 / r0)).flatten(1).sum(1)
     return -log_p / (x[0].numel() * math.log(2)) + 7

@@ -1,12 +1,12 @@
-"""sde_edge.oracle.MixtureOracle against an independent mixture density (SPEC section 7)."""
+"""sde_edge.oracle.MixtureOracle against an independent mixture density (paper_appendix/math.md, section 7)."""
 import math
 
 import pytest
 import torch
 
-from conftest import edge_rich_images
+from helpers import edge_rich_images
 from sde_edge.oracle import MixtureOracle
-from sde_edge.score import denoise
+from sde_edge.score import Denoiser
 
 WEIGHTS = (0.5, 0.3, 0.2)
 
@@ -43,7 +43,7 @@ def test_denoised_estimate_goes_to_the_component_as_t_goes_to_zero(make_sde, par
     errors = []
     for t in (0.2, 0.05, 1e-3):
         x, k = oracle.sample_marginal(t, 64, generator=torch.Generator().manual_seed(1), return_components=True)
-        errors.append((denoise(oracle, sde, x, t).x0 - images[k]).abs().max().item())
+        errors.append((Denoiser(oracle, sde)(x, t).image - images[k]).abs().max().item())
     assert errors[-1] < 1e-6
     assert errors == sorted(errors, reverse=True)
 
@@ -56,7 +56,7 @@ def test_oracle_output_matches_its_parameterisation(make_sde):
     x = eps_oracle.sample_marginal(0.4, 8, generator=torch.Generator().manual_seed(2))
     a = sde.signal_coef(torch.tensor(0.4, dtype=x.dtype))
     torch.testing.assert_close(eps_oracle(x, torch.full((8,), 0.4, dtype=x.dtype)), x - a * x0_oracle(x, torch.full((8,), 0.4, dtype=x.dtype)))
-    torch.testing.assert_close(denoise(eps_oracle, sde, x, 0.4).x0, denoise(x0_oracle, sde, x, 0.4).x0)
+    torch.testing.assert_close(Denoiser(eps_oracle, sde)(x, 0.4).x0, Denoiser(x0_oracle, sde)(x, 0.4).x0)
 
 
 @pytest.mark.parametrize("t", [0.05, 0.5, 1.0])

@@ -7,9 +7,12 @@ import pytest
 import torch
 from scipy.integrate import quad
 
+from helpers import assert_paths_match_marginal
 from sde_edge.config import default_diffusion
-from sde_edge.sde import VPSDE, EdgePreservingSDE
+from sde_edge.reverse import ReverseProcess
 from sde_edge.schedules import TRANSITIONS
+from sde_edge.score import Denoiser
+from sde_edge.sde import VPSDE
 
 CONTINUOUS_TAUS = [name for name in TRANSITIONS if name != "linear"]
 
@@ -18,30 +21,15 @@ CONTINUOUS_TAUS = [name for name in TRANSITIONS if name != "linear"]
 @pytest.mark.parametrize("variant", ["matched", "direct"])
 @pytest.mark.parametrize("tau", ["linear_ramp", "cosine"])
 def test_euler_maruyama_paths_match_marginal(make_sde, variant, tau):
-    sde = make_sde(tau=tau, variant=variant)
     x0 = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(3)) * 2 - 1
-    n_paths, n_steps = 20_000, 1000
-    dt = 1.0 / n_steps
-    generator = torch.Generator().manual_seed(4)
-    edges = sde.edge_map(x0)
-    x = x0.expand(n_paths, -1, -1, -1).clone()
-    checkpoints = {200: 0.2, 400: 0.4, 1000: 1.0}
-    for i in range(n_steps):
-        t = torch.full((1, 1, 1, 1), i * dt)
-        g_sq = sde.diffusion_sq_from_edges(edges, t)
-        x = x + sde.drift_coef(t) * x * dt + torch.sqrt(g_sq * dt) * torch.randn(x.shape, generator=generator)
-        if i + 1 in checkpoints:
-            mean, std = sde.marginal_prob(x0, checkpoints[i + 1])
-            mean_error = (x.mean(0) - mean[0]).abs() / std[0]
-            std_error = (x.std(0) - std[0]).abs() / std[0]
-            assert mean_error.max() < 0.03, f"t={checkpoints[i + 1]}: mean off by {mean_error.max():.4f} std"
-            assert std_error.max() < 0.03, f"t={checkpoints[i + 1]}: std off by {std_error.max():.4f} std"
+    assert_paths_match_marginal(make_sde(tau=tau, variant=variant), x0)
 
 
 # --- b. isotropic tau is the textbook VP-SDE ---------------------------------------------------
-def test_isotropic_reduces_to_vp_sde(make_sde):
+def test_isotropic_reduces_to_vp_sde(make_sde, paper_schedule):
     sde = make_sde(tau="isotropic")
-    beta_0, beta_1 = 500 * 1e-4, 500 * 2e-2  # score_sde's continuous betas: N * beta_min, N * beta_max
+    p = paper_schedule
+    beta_0, beta_1 = p.n * p.beta_min, p.n * p.beta_max  # score_sde's continuous betas: N * beta_min, N * beta_max
     x0 = torch.rand(5, 3, 6, 6, dtype=torch.float64) * 2 - 1
     x = torch.randn_like(x0)
     t = torch.tensor([1e-3, 0.1, 0.37, 0.8, 1.0], dtype=torch.float64)
@@ -67,7 +55,7 @@ def test_diffusion_squared_is_non_negative(make_sde, tau, kappa_schedule):
     sde = make_sde(tau=tau, kappa_schedule=kappa_schedule)
     e = torch.cat([torch.zeros(1), torch.logspace(-6, 0, 63)]).to(torch.float64).reshape(1, 1, 1, -1)
     t = torch.linspace(0, 1, 200, dtype=torch.float64).reshape(-1, 1, 1, 1)
-    assert bool((sde.diffusion_sq_from_edges(e, t) >= 0).all())
+    assert bool((sde.diffusion_sq(e, t, e) >= 0).all())
 
 
 def test_matched_g_squared_is_d_sigma_squared_plus_beta_sigma_squared(make_sde):
@@ -77,10 +65,10 @@ def test_matched_g_squared_is_d_sigma_squared_plus_beta_sigma_squared(make_sde):
     t_each = t.expand(-1, 1, 1, e.shape[-1]).clone().requires_grad_(True)  # one time per (t, e) pair
     for tau in CONTINUOUS_TAUS:
         sde = make_sde(tau=tau)
-        variance = sde.std_from_edges(e, t_each) ** 2
+        variance = sde.noise_std(e, t_each, e) ** 2
         (rate,) = torch.autograd.grad(variance.sum(), t_each)
-        expected = rate + sde.beta(t_each.detach()) * variance.detach()
-        torch.testing.assert_close(sde.diffusion_sq_from_edges(e, t), expected, rtol=1e-9, atol=1e-12)
+        expected = rate + sde.schedule.beta(t_each.detach()) * variance.detach()
+        torch.testing.assert_close(sde.diffusion_sq(e, t, e), expected, rtol=1e-9, atol=1e-12)
 
 
 def test_linear_tau_refused_in_continuous_time(make_sde):
@@ -90,11 +78,18 @@ def test_linear_tau_refused_in_continuous_time(make_sde):
     with pytest.raises(ValueError, match="linear_ramp"):
         sde.sde(x, 0.3, x)
     with pytest.raises(ValueError, match="linear_ramp"):
-        sde.reverse(lambda x, t: x)
+        ReverseProcess(Denoiser(_Identity(), sde))
+
+
+class _Identity:
+    parameterization = "scaled_eps"
+
+    def __call__(self, x, t):
+        return x
 
 
 # --- d. the public code's settings, worked out in numpy alone ------------------------------------
-def _numpy_worked_example(images, t):
+def _numpy_worked_example(images, t, schedule):
     sobel_x = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], dtype=np.float64)
     sobel_y = sobel_x.T
     magnitudes = []
@@ -112,35 +107,33 @@ def _numpy_worked_example(images, t):
         magnitudes.append(gx**2 + gy**2)
     magnitudes = np.stack(magnitudes)
     edges = magnitudes / (magnitudes.max() + 1e-12)  # batch-wide max, as in the public code
-    n, beta_min, beta_max, t_phi = 500, 1e-4, 2e-2, 0.5
-    abar = math.exp(-(n * beta_min * t + 0.5 * n * (beta_max - beta_min) * t**2))
+    t_phi = 0.5
+    abar = math.exp(schedule.log_abar(t))
     tau = t if t < t_phi else 1.0
     kappa = 1e-4 + (1e-1 - 1e-4) * t / t_phi
     c = 1.0 / ((1 - tau) * np.sqrt(1 + edges / kappa) + tau)
     return edges, c, math.sqrt(1 - abar) * c
 
 
-def test_public_code_settings_worked_example(make_sde):
+def test_public_code_settings_worked_example(make_sde, paper_schedule):
     rng = np.random.default_rng(7)
     images = np.stack([rng.uniform(-1, 1, (1, 5, 5)), np.where(np.arange(5) < 2, -1.0, 0.8) * np.ones((1, 5, 5))])
     sde = make_sde(tau="linear", edge_norm="batch", edge_padding="zeros")
     x0 = torch.tensor(images, dtype=torch.float64)
     for t in (0.1, 0.3, 0.6):
-        edges, c, sigma = _numpy_worked_example(images, t)
+        edges, c, sigma = _numpy_worked_example(images, t, paper_schedule)
         tb = torch.full((2, 1, 1, 1), t, dtype=torch.float64)
         e_lib = sde.edge_map(x0)
         np.testing.assert_allclose(e_lib[:, 0].numpy(), edges, atol=1e-6, rtol=0)
         np.testing.assert_allclose(sde.edge_factor(e_lib, tb)[:, 0].numpy(), c, atol=1e-6, rtol=0)
         np.testing.assert_allclose(sde.marginal_prob(x0, t)[1][:, 0].numpy(), sigma, atol=1e-6, rtol=0)
-        assert sde.tau(torch.tensor(t)) == pytest.approx(t if t < 0.5 else 1.0)
+        assert sde.tau_fn(torch.tensor(t)) == pytest.approx(t if t < 0.5 else 1.0)
 
 
 # --- f. the direct variant's tabulated variance against quadrature ------------------------------
-def _direct_variance_by_quadrature(e, t, tau_name, t_phi=0.5):
-    n, beta_min, beta_max = 500, 1e-4, 2e-2
-
+def _direct_variance_by_quadrature(e, t, tau_name, schedule, t_phi=0.5):
     def log_abar(s):
-        return -(n * beta_min * s + 0.5 * n * (beta_max - beta_min) * s**2)
+        return float(schedule.log_abar(s))
 
     def tau(s):
         return {"linear_ramp": min(s / t_phi, 1.0), "cosine": 0.5 * (1 - math.cos(math.pi * s)), "linear": s if s < t_phi else 1.0}[tau_name]
@@ -148,22 +141,23 @@ def _direct_variance_by_quadrature(e, t, tau_name, t_phi=0.5):
     def integrand(s):
         kappa = 1e-4 + (1e-1 - 1e-4) * s / t_phi
         c = 1.0 / ((1 - tau(s)) * math.sqrt(1 + e / kappa) + tau(s))
-        return math.exp(log_abar(t) - log_abar(s)) * n * (beta_min + s * (beta_max - beta_min)) * c**2
+        return math.exp(log_abar(t) - log_abar(s)) * float(schedule.beta(s)) * c**2
 
     breakpoints = [p for p in (1e-5, 1e-4, 1e-3, 1e-2, t_phi) if p < t]
     return quad(integrand, 0, t, points=breakpoints or None, limit=400, epsabs=0, epsrel=1e-11)[0]
 
 
 @pytest.mark.parametrize("tau", ["linear_ramp", "cosine", "linear"])
-def test_direct_variance_table_matches_quadrature(make_sde, tau):
+def test_direct_variance_table_matches_quadrature(make_sde, tau, paper_schedule):
     sde = make_sde(tau=tau, variant="direct")
     rng = np.random.default_rng(11)
     edges = np.concatenate([[0.0, 1e-5, 1e-4, 1e-3, 0.02, 0.5, 1.0], rng.uniform(0, 1, 4), 10 ** rng.uniform(-5, -1, 4)])
     times = np.concatenate([[1e-3, 0.01, 0.2, 0.4999, 0.5, 0.5004, 0.8, 1.0], rng.uniform(1e-3, 1, 4), 10 ** rng.uniform(-3, -1, 3)])
     e = torch.tensor(edges, dtype=torch.float32).reshape(1, 1, 1, -1)
     t = torch.tensor(times, dtype=torch.float32).reshape(-1, 1, 1, 1)
-    table = (sde.std_from_edges(e, t) ** 2).double().numpy().reshape(len(times), len(edges))
-    reference = np.array([[_direct_variance_by_quadrature(ei, float(np.float32(ti)), tau) for ei in edges] for ti in times])
+    table = (sde.noise_std(e, t, e) ** 2).double().numpy().reshape(len(times), len(edges))
+    reference = np.array([[_direct_variance_by_quadrature(ei, float(np.float32(ti)), tau, paper_schedule) for ei in edges]
+                          for ti in times])
     relative = np.abs(table / reference - 1)
     assert relative.max() <= 1e-4, f"worst relative error {relative.max():.2e}"
 

@@ -55,7 +55,7 @@ class UNet(nn.Module):
     def __init__(self, in_channels=1, image_size=16, nf=32, ch_mult=(1, 2, 2), num_res_blocks=1,
                  attn_resolutions=(8,), dropout=0.0, num_groups=8):
         super().__init__()
-        self.nf, embed_dim = nf, 4 * nf
+        self.in_channels, self.nf, embed_dim = in_channels, nf, 4 * nf
         self.embed = nn.Sequential(nn.Linear(nf, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.stem = nn.Conv2d(in_channels, nf, 3, padding=1)
         block = lambda cin, cout: ResBlock(cin, cout, embed_dim, dropout, num_groups)  # noqa: E731

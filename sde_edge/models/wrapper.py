@@ -1,4 +1,4 @@
-"""The network wrapped as a *model* (SPEC section 8): it carries ``parameterization``."""
+"""The network wrapped as a *model* (paper_appendix/math.md, section 8): it carries ``parameterization``."""
 from torch import nn
 
 from sde_edge.models.unet import UNet
@@ -10,6 +10,7 @@ class ScoreModel(nn.Module):
     def __init__(self, net, parameterization):
         super().__init__()
         self.net, self.parameterization = net, parameterization
+        self.channels = getattr(net, "in_channels", None)  # what sample() checks the images against
 
     def forward(self, x, t):
         return self.net(x, t)
