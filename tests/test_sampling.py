@@ -1,72 +1,76 @@
-"""Every sampler against the mixture oracle (SPEC section 7), plus determinism, NFE, grids."""
+"""Every sampler against the mixture oracle (paper_appendix/math.md, section 7), plus determinism, NFE,
+the callback contract, options, grids, and the few-step solvers' order of convergence."""
+import math
+
 import numpy as np
 import pytest
 import torch
-from scipy.stats import chisquare
 
-from conftest import edge_rich_images
-from sde_edge.oracle import MixtureOracle
+from helpers import edge_rich_images
+from sde_edge.comparison import mode_statistics
+from sde_edge.oracle import GaussianOracle, MixtureOracle
 from sde_edge.sampling import SAMPLERS, sample
-from sde_edge.sampling.grids import time_grid
+from sde_edge.sampling.grids import GRIDS, time_grid
 
 WEIGHTS = (0.5, 0.3, 0.2)
-# (name, steps, options): the budgets of the issue.
+# (name, steps, options, grid): the budgets at which every sampler must land on the modes.
 BUDGETS = [
-    ("ddpm", 200, {}),
-    ("ddim", 100, {}),
-    ("euler_maruyama", 500, {}),
-    ("torchsde", 500, {"method": "euler"}),
-    ("torchsde", 500, {"method": "srk"}),
-    ("pc", 250, {"n_corrector": 1}),
-    ("ode", 1, {}),
-    ("heun", 100, {}),
+    ("ddpm", 200, {}, "uniform"),
+    ("ddim", 100, {}, "uniform"),
+    ("dpmpp_2m", 10, {}, "uniform"),
+    ("dpmpp_2m", 10, {}, "logsnr"),
+    ("euler_maruyama", 500, {}, "uniform"),
+    ("torchsde", 500, {"method": "euler"}, "uniform"),
+    ("torchsde", 500, {"method": "srk"}, "uniform"),
+    ("pc", 250, {"n_corrector": 1}, "uniform"),
+    ("ode", 1, {}, "uniform"),
+    ("heun", 100, {}, "uniform"),
+    ("edm", 10, {}, "edm"),
+    ("edm", 50, {"s_churn": 5.0}, "edm"),
 ]
 
 
 def _id(budget):
-    name, steps, options = budget
-    return "-".join([name, str(steps), *map(str, options.values())])
+    name, steps, options, grid = budget
+    return "-".join([name, str(steps), grid, *map(str, options.values())])
 
 
-@pytest.fixture(scope="module", params=["isotropic", "linear_ramp"])
+PROCESSES = {"isotropic": dict(tau="isotropic"), "linear_ramp": dict(tau="linear_ramp"), "linear": dict(tau="linear"),
+             "blur": dict(process="blur", blur_sigma_max=4.0), "bluenoise": dict(process="bluenoise", tau="linear_ramp")}
+
+
+@pytest.fixture(scope="module", params=list(PROCESSES))
 def setup(request):
     from sde_edge.config import default_diffusion
-    from sde_edge.sde import EdgePreservingSDE
+    from sde_edge.processes import build_sde
 
-    sde = EdgePreservingSDE(default_diffusion(tau=request.param))
+    sde = build_sde(default_diffusion(**PROCESSES[request.param]))
     images = edge_rich_images(3, dtype=torch.float32)
     return sde, images, MixtureOracle(images, WEIGHTS, sde)
-
-
-def _mode_statistics(samples, images):
-    rmse = (samples[:, None] - images[None]).square().flatten(2).mean(-1).sqrt()
-    nearest_rmse, nearest = rmse.min(1)
-    near = nearest_rmse < 0.05
-    counts = torch.bincount(nearest[near], minlength=len(images)).double().numpy()
-    p_value = chisquare(counts, counts.sum() * np.array(WEIGHTS)).pvalue
-    return near.double().mean().item(), p_value
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("budget", BUDGETS, ids=_id)
 def test_sampler_lands_on_the_modes_with_the_right_frequencies(setup, budget):
     sde, images, oracle = setup
-    name, steps, options = budget
+    name, steps, options, grid = budget
+    if SAMPLERS[name].continuous_time and not sde.is_continuous:
+        pytest.skip("a continuous-time sampler; tau='linear' has no continuous form (tested below)")
     generator = torch.Generator().manual_seed(0)
     x = oracle.sample_marginal(1.0, 1000, generator=generator)
-    result = sample(name, oracle, sde, x.shape, steps=steps, generator=generator, x_init=x, **options)
-    near, p_value = _mode_statistics(result.samples, images)
+    result = sample(name, oracle, sde, x.shape, steps=steps, generator=generator, x_init=x, grid=grid, **options)
+    near, _, p_value = mode_statistics(result.samples, images, WEIGHTS)
     assert near >= 0.99, f"only {near:.3f} of the samples are within RMSE 0.05 of a mode"
     assert p_value > 1e-3, f"mode frequencies off: chi-square p = {p_value:.2e}"
 
 
 def test_registry_names():
-    assert set(SAMPLERS) == {"ddpm", "ddim", "euler_maruyama", "torchsde", "pc", "ode", "heun"}
+    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmpp_2m", "euler_maruyama", "torchsde", "pc", "ode", "heun", "edm"}
 
 
-SMALL = [("ddpm", {}), ("ddim", {}), ("ddim", {"eta": 0.5}), ("euler_maruyama", {}), ("pc", {"n_corrector": 2}),
-         ("torchsde", {"method": "euler"}), ("torchsde", {"method": "milstein"}), ("torchsde", {"method": "srk"}),
-         ("ode", {}), ("heun", {})]
+SMALL = [("ddpm", {}), ("ddim", {}), ("ddim", {"eta": 0.5}), ("dpmpp_2m", {}), ("euler_maruyama", {}),
+         ("pc", {"n_corrector": 2}), ("torchsde", {"method": "euler"}), ("torchsde", {"method": "milstein"}),
+         ("torchsde", {"method": "srk"}), ("ode", {}), ("heun", {}), ("edm", {"s_churn": 10.0})]
 
 
 class _Counter:
@@ -96,10 +100,31 @@ def test_same_seed_same_samples_and_exact_nfe(make_sde, name, options):
 def test_nfe_per_step_is_as_documented(make_sde):
     sde = make_sde(tau="linear_ramp")
     oracle = MixtureOracle(edge_rich_images(2, dtype=torch.float32), (0.5, 0.5), sde)
-    expected = {"ddpm": 10, "ddim": 10, "euler_maruyama": 11, "heun": 21, "pc": 10 * 3 + 1}
+    expected = {"ddpm": 10, "ddim": 10, "dpmpp_2m": 10, "euler_maruyama": 11, "heun": 21, "edm": 21, "pc": 10 * 3 + 1}
     for name, nfe in expected.items():
         options = {"n_corrector": 2} if name == "pc" else {}
         assert sample(name, oracle, sde, (2, 1, 8, 8), steps=10, **options).nfe == nfe, name
+
+
+@pytest.mark.parametrize("name,options", SMALL, ids=lambda v: str(v))
+def test_callback_sees_every_grid_time_in_order_with_the_state_before_the_step(make_sde, name, options):
+    """One contract for all: at each grid time t_i (i < K), the state x_{t_i} and x0_hat(x_{t_i}).
+    The oracle's exact x0_hat of the reported state identifies that state independently."""
+    sde = make_sde(tau="linear_ramp")
+    oracle = MixtureOracle(edge_rich_images(3, dtype=torch.float64), WEIGHTS, sde, "x0")
+    x = oracle.sample_marginal(1.0, 6, generator=torch.Generator().manual_seed(1))
+    seen = []
+    result = sample(name, oracle, sde, x.shape, steps=8, x_init=x, generator=torch.Generator().manual_seed(2),
+                    callback=seen.append, return_trajectory=True, **options)
+    grid = time_grid("uniform", 8, 1.0, sde.t_eps if SAMPLERS[name].continuous_time else 0.0, sde=sde, dtype=x.dtype)
+    assert [info["i"] for info in seen] == list(range(8))
+    np.testing.assert_allclose([info["t"] for info in seen], grid[:-1].numpy(), rtol=1e-12)
+    torch.testing.assert_close(seen[0]["x"], x)  # the first report is the start, before any step
+    for info in seen:
+        t = torch.full((len(x),), info["t"], dtype=x.dtype)
+        if name != "edm":  # edm reports x0_hat at its churned point; the others at the reported state
+            torch.testing.assert_close(info["x0_hat"], oracle.posterior_mean(info["x"], t), atol=1e-6, rtol=1e-6)
+    assert [t for t, _ in result.trajectory] == [info["t"] for info in seen]
 
 
 def test_ddim_with_eta_one_is_ancestral_ddpm(make_sde):
@@ -114,14 +139,52 @@ def test_ddim_with_eta_one_is_ancestral_ddpm(make_sde):
         torch.testing.assert_close(x_a, x_b, atol=1e-8, rtol=1e-6)
 
 
+def test_edm_without_churn_is_heun(make_sde):
+    sde = make_sde(tau="linear_ramp")
+    oracle = MixtureOracle(edge_rich_images(3, dtype=torch.float64), WEIGHTS, sde)
+    x = oracle.sample_marginal(1.0, 16, generator=torch.Generator().manual_seed(3))
+    for grid in ("uniform", "edm"):
+        heun = sample("heun", oracle, sde, x.shape, steps=15, x_init=x, grid=grid)
+        edm = sample("edm", oracle, sde, x.shape, steps=15, x_init=x, grid=grid, s_churn=0.0,
+                     generator=torch.Generator().manual_seed(4))
+        assert torch.equal(heun.samples, edm.samples) and heun.nfe == edm.nfe
+
+
+def test_dpmpp_2m_is_second_order_and_ddim_first(make_sde):
+    """Gaussian data N(m, s^2) under the isotropic process: the probability-flow ODE maps x_1 to
+    x_t = a_t m + r_t (x_1 - a_1 m) / r_1 exactly, r_t = sqrt(a_t^2 s^2 + b_t^2) (paper_appendix/math.md, 5.3).
+    On the log-SNR grid the state at the last grid time before t = 0 (where both return x0_hat)
+    is off the exact map by O(K^-2) for dpmpp_2m and O(K^-1) for ddim."""
+    sde = make_sde(tau="isotropic")
+    oracle = GaussianOracle(0.1, 0.3, sde, "x0")
+    x1 = torch.randn(64, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    one = torch.tensor(1.0, dtype=torch.float64)
+
+    def error(name, steps):
+        reports = []
+        sample(name, oracle, sde, x1.shape, steps=steps, x_init=x1, grid="logsnr", callback=reports.append)
+        t = torch.tensor(reports[-1]["t"], dtype=torch.float64)
+        exact = sde.signal_coef(t) * 0.1 + oracle.marginal_std(t, x1) / oracle.marginal_std(one, x1) * (
+            x1 - sde.signal_coef(one) * 0.1)
+        return (reports[-1]["x"] - exact).abs().max().item()
+
+    slopes = {}
+    for name in ("dpmpp_2m", "ddim"):
+        errors = [error(name, k) for k in (20, 40, 80)]
+        slopes[name] = -np.polyfit(np.log([20, 40, 80]), np.log(errors), 1)[0]
+    assert slopes["dpmpp_2m"] >= 1.8, slopes
+    assert 0.7 < slopes["ddim"] < 1.3, slopes
+
+
 def test_continuous_samplers_refuse_linear_tau(make_sde):
     sde = make_sde(tau="linear")
     oracle = MixtureOracle(edge_rich_images(2, dtype=torch.float32), (0.5, 0.5), sde)
-    for name in ("euler_maruyama", "torchsde", "pc", "ode", "heun"):
+    for name in ("euler_maruyama", "torchsde", "pc", "ode", "heun", "edm"):
         with pytest.raises(ValueError, match="linear_ramp") as error:
             sample(name, oracle, sde, (2, 1, 8, 8), steps=4)
         assert "ddpm" in str(error.value)
-    assert sample("ddpm", oracle, sde, (2, 1, 8, 8), steps=4).samples.shape == (2, 1, 8, 8)
+    for name in ("ddpm", "ddim", "dpmpp_2m"):
+        assert sample(name, oracle, sde, (2, 1, 8, 8), steps=4).samples.shape == (2, 1, 8, 8)
 
 
 def test_start_from_a_given_x_at_t_start(make_sde):
@@ -132,30 +195,32 @@ def test_start_from_a_given_x_at_t_start(make_sde):
     x, k = oracle.sample_marginal(0.4, 300, generator=torch.Generator().manual_seed(2), return_components=True)
     trajectory = []
     result = sample("euler_maruyama", oracle, sde, x.shape, steps=100, x_init=x, t_start=0.4,
-                    callback=lambda info: trajectory.append(float(info["t"])))
+                    callback=lambda info: trajectory.append(info["t"]))
     assert trajectory[0] == pytest.approx(0.4) and trajectory[-1] < 0.01
-    near, _ = _mode_statistics(result.samples, images)
+    near, _, _ = mode_statistics(result.samples, images, WEIGHTS)
     assert near >= 0.99
     # started this late, almost every sample keeps its component
     landed = (result.samples[:, None] - images[None]).square().flatten(2).mean(-1).argmin(1)
     assert (landed == k).double().mean() > 0.95
 
 
-@pytest.mark.parametrize("grid", ["uniform", "power", "logsnr"])
+@pytest.mark.parametrize("grid", GRIDS)
 def test_time_grids_run_from_t_start_to_t_end(make_sde, grid):
     sde = make_sde()
-    ts = time_grid(grid, 20, 1.0, 1e-3, sde=sde, dtype=torch.float64)
-    assert len(ts) == 21 and ts[0] == 1.0 and ts[-1] == pytest.approx(1e-3)
-    assert bool((ts[1:] < ts[:-1]).all())
+    for t_end in (1e-3, 0.0):
+        ts = time_grid(grid, 20, 1.0, t_end, sde=sde, dtype=torch.float64)
+        assert len(ts) == 21 and ts[0] == 1.0 and ts[-1] == pytest.approx(t_end)
+        assert bool((ts[1:] < ts[:-1]).all())
 
 
-def test_logsnr_grid_is_uniform_in_log_snr(make_sde):
+def test_logsnr_and_edm_grids_are_uniform_in_their_coordinates(make_sde, paper_schedule):
     sde = make_sde()
     ts = time_grid("logsnr", 10, 0.9, 0.01, sde=sde, dtype=torch.float64).numpy()
-    n, bmin, bmax = 500, 1e-4, 2e-2
-    log_abar = -(n * bmin * ts + 0.5 * n * (bmax - bmin) * ts**2)
-    logsnr = log_abar - np.log(-np.expm1(log_abar))
+    logsnr = paper_schedule.log_snr(ts)
     np.testing.assert_allclose(np.diff(logsnr), np.full(10, (logsnr[-1] - logsnr[0]) / 10), rtol=1e-9)
+    ts = time_grid("edm", 10, 0.9, 0.01, sde=sde, dtype=torch.float64).numpy()
+    sigma_root = np.exp(-0.5 * paper_schedule.log_snr(ts)) ** (1 / 7)  # EDM: uniform in sigma^(1/rho), rho = 7
+    np.testing.assert_allclose(np.diff(sigma_root), np.full(10, (sigma_root[-1] - sigma_root[0]) / 10), rtol=1e-8)
 
 
 def test_torchsde_refuses_a_non_uniform_grid(make_sde):
@@ -165,6 +230,33 @@ def test_torchsde_refuses_a_non_uniform_grid(make_sde):
         sample("torchsde", oracle, sde, (2, 1, 8, 8), steps=5, grid="power")
 
 
-def test_unknown_sampler_lists_the_names(make_sde):
+def test_bad_calls_are_clear_errors(make_sde):
+    sde = make_sde(tau="linear_ramp")
+    oracle = MixtureOracle(edge_rich_images(2, dtype=torch.float32), (0.5, 0.5), sde)
     with pytest.raises(ValueError, match="euler_maruyama"):
-        sample("dpm_solver", None, make_sde(), (1, 1, 4, 4), steps=3)
+        sample("dpm_solver", oracle, sde, (1, 1, 8, 8), steps=3)
+    with pytest.raises(ValueError, match="'ddpm' takes no option 'eta'"):
+        sample("ddpm", oracle, sde, (1, 1, 8, 8), steps=3, eta=0.5)
+    with pytest.raises(ValueError, match="snr"):
+        sample("pc", oracle, sde, (1, 1, 8, 8), steps=3, snr=-1.0)
+    with pytest.raises(ValueError, match="n_corrector"):
+        sample("pc", oracle, sde, (1, 1, 8, 8), steps=3, n_corrector=-1)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        sample("ddpm", oracle, sde, (1, 8, 8), steps=3)
+    bad = torch.zeros(1, 1, 8, 8)
+    bad[0, 0, 3, 3] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sample("ddpm", oracle, sde, bad.shape, steps=3, x_init=bad)
+    with pytest.raises(ValueError, match="steps"):
+        sample("ddpm", oracle, sde, (1, 1, 8, 8), steps=0)
+
+
+def test_a_model_that_does_not_fit_the_samples_is_named(make_sde):
+    from sde_edge.models import ScoreModel, UNet
+
+    sde = make_sde(tau="linear_ramp")
+    model = ScoreModel(UNet(in_channels=1, image_size=8, nf=8, ch_mult=(1, 2), attn_resolutions=(), num_groups=4), "scaled_eps")
+    with pytest.raises(ValueError, match="1-channel"):
+        sample("ddpm", model, sde, (2, 3, 8, 8), steps=2)
+    with pytest.raises(ValueError, match="float32"):
+        sample("ddpm", model, sde, (2, 1, 8, 8), steps=2, x_init=torch.zeros(2, 1, 8, 8, dtype=torch.float64))

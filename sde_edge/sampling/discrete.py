@@ -1,44 +1,80 @@
-"""Ancestral DDPM and DDIM on any grid, with per-pixel sigmas at x0_hat (SPEC section 5)."""
+"""Samplers of the discrete chain, on any grid ending at t = 0 (paper_appendix/math.md, section 5):
+ancestral DDPM, DDIM and the second-order multistep DPM-Solver++(2M). They take sigma at
+x0_hat per coordinate and handle a jump of sigma (tau = linear) exactly or by restarting.
+"""
 import torch
 
-from sde_edge.sampling.grids import grid_steps
+from sde_edge.sampling.grids import crosses, grid_steps
 from sde_edge.sampling.registry import register_sampler
-from sde_edge.score import denoise
+
+
+def noise_like(y, generator):
+    return torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
 
 
 @register_sampler("ddpm")
-def ddpm(model, sde, x, ts, *, generator=None, callback=None, progress=False):
-    """Ancestral sampling of q(x_s | x_t, x0_hat), a diagonal Gaussian (the paper's Eqs. 13-14)."""
-    for t, s, reaches_zero in grid_steps(ts, progress, "ddpm"):
-        d = denoise(model, sde, x, t)
-        if callback is not None:
-            callback({"t": t, "x": x, "x0_hat": d.x0})
-        if reaches_zero:
-            return d.x0
-        mean, var = sde.posterior(x, d.x0, t, s, d.edges)
-        x = mean + var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return denoise(model, sde, x, ts[-1]).x0
+def ddpm(denoiser, y, ts, *, generator=None, report, progress=False):
+    """Ancestral sampling of q(y_s | y_t, x0_hat), a diagonal Gaussian (the paper's Eqs. 13-14)."""
+    sde = denoiser.sde
+    for i, t, s in grid_steps(ts, progress, "ddpm"):
+        d = denoiser(y, t)
+        report(i, t, y, d)
+        mean, var = sde.posterior(y, d.x0, t, s, d.statistic)
+        y = mean + var.sqrt() * noise_like(y, generator)
+    return y
 
 
 @register_sampler("ddim")
-def ddim(model, sde, x, ts, *, generator=None, callback=None, progress=False, eta=0.0):
-    """DDIM: x_s = a_s x0_hat + sqrt(sigma_s^2 - eta^2 v) eps_hat + eta sqrt(v) z, v the DDPM
-    posterior variance and eps_hat = (x_t - a_t x0_hat) / sigma_t; eta = 1 is ancestral DDPM."""
-    if not 0.0 <= eta <= 1.0:
+def ddim(denoiser, y, ts, *, generator=None, report, progress=False, eta=0.0):
+    """DDIM: y_s = alpha_s x0_hat + sqrt(s_s^2 - eta^2 v) eps_hat + eta sqrt(v) z, with v the DDPM
+    posterior variance and eps_hat = (y_t - alpha_t x0_hat) / s_t; eta = 1 is ancestral DDPM."""
+    if not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
-    for t, s, reaches_zero in grid_steps(ts, progress, "ddim"):
-        d = denoise(model, sde, x, t)
-        if callback is not None:
-            callback({"t": t, "x": x, "x0_hat": d.x0})
-        if reaches_zero:
-            return d.x0
-        var_s = sde.std_from_edges(d.edges, s.reshape(1, 1, 1, 1)).square().expand_as(x)
+    sde = denoiser.sde
+    for i, t, s in grid_steps(ts, progress, "ddim"):
+        d = denoiser(y, t)
+        report(i, t, y, d)
+        var_s = sde.noise_std(d.statistic, s, y).square()
         eps_hat = d.noise / d.std
+        signal = sde.alpha(s, y) * d.x0
         if eta > 0:
-            _, post_var = sde.posterior(x, d.x0, t, s, d.edges)  # the ancestral step's variance
+            _, post_var = sde.posterior(y, d.x0, t, s, d.statistic)  # the ancestral step's variance
             noise_var = eta**2 * post_var
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = sde.signal_coef(s) * d.x0 + (var_s - noise_var).sqrt() * eps_hat + noise_var.sqrt() * z
+            y = signal + (var_s - noise_var).clamp_min(0).sqrt() * eps_hat + noise_var.sqrt() * noise_like(y, generator)
         else:
-            x = sde.signal_coef(s) * d.x0 + var_s.sqrt() * eps_hat
-    return denoise(model, sde, x, ts[-1]).x0
+            y = signal + var_s.sqrt() * eps_hat
+    return y
+
+
+@register_sampler("dpmpp_2m")
+def dpmpp_2m(denoiser, y, ts, *, generator=None, report, progress=False):
+    """DPM-Solver++(2M) (Lu et al. 2022) in each coordinate's own log-SNR lambda = log(alpha / s),
+    with s at the current x0_hat:
+
+        h = lambda_s - lambda_t,  r = h_prev / h,  D = (1 + 1/(2r)) x0_hat - x0_hat_prev / (2r),
+        y_s = (s_s / s_t) y_t - alpha_s (e^-h - 1) D.
+
+    The first step, the last (to s = 0, where it returns x0_hat) and every step on either side of a
+    jump of s (tau = linear, at t_phi) are first order (DDIM): no extrapolation across the jump.
+    """
+    sde = denoiser.sde
+    host = ts.tolist()
+    previous = None  # (t, x0_hat) of the step before, when it may be extrapolated from
+    for i, t, s in grid_steps(ts, progress, "dpmpp_2m"):
+        d = denoiser(y, t)
+        report(i, t, y, d)
+        alpha_s, std_s = sde.alpha(s, y), sde.noise_std(d.statistic, s, y)
+        if host[i + 1] <= 0:
+            y = alpha_s * d.x0
+            continue
+        log_snr_t = torch.log(sde.alpha(t, y) / d.std)
+        h = torch.log(alpha_s / std_s) - log_snr_t
+        jump = crosses(sde.discontinuities, host[i], host[i + 1])
+        x0 = d.x0
+        if previous is not None and not jump:
+            t_prev, x0_prev = previous
+            r = (log_snr_t - torch.log(sde.alpha(t_prev, y) / sde.noise_std(d.statistic, t_prev, y))) / h
+            x0 = (1 + 0.5 / r) * d.x0 - (0.5 / r) * x0_prev
+        y = (std_s / d.std) * y - alpha_s * torch.expm1(-h) * x0
+        previous = None if jump else (t, d.x0)
+    return y
