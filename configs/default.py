@@ -13,12 +13,13 @@ def get_config():
     config.device = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1", ...
 
     config.data = data = ml_collections.ConfigDict()
-    data.dataset = "digits"  # digits | lfw | patches | folder | mnist | cifar10
+    data.dataset = "digits"  # digits | shapes | lfw | patches | folder | mnist | cifar10
     data.image_size = 16
     data.num_channels = 1
     data.root = config_dict.placeholder(str)  # folder / mnist / cifar10
     data.download = False  # mnist / cifar10 only
     data.skip_bad_images = False  # folder only: skip and count unreadable files
+    data.blur_sigma = 0.0  # > 0: Gaussian-blur every image (pixels): the frequency study's low-passed data
 
     # num_steps 500, beta 1e-4..2e-2 per step, tau `linear`, t_phi 0.5, kappa 1e-4..1e-1,
     # per-image edge normalisation with replicate padding, the `matched` SDE, t_eps 1e-3.
@@ -39,9 +40,15 @@ def get_config():
     training.batch_size = 64  # the global batch: split evenly over torchrun ranks
     training.n_iters = 3000
     training.log_freq = 50
-    training.snapshot_freq = 1000
-    training.snapshot_samples = 36  # images in the PNG grid drawn at each snapshot (0: none)
-    training.keep_checkpoints = 3
+    training.eval_freq = 250  # held-out loss on the test split (EMA weights); 0: never
+    training.snapshot_freq = 1000  # a sample grid PNG
+    training.snapshot_samples = 36  # images in that grid (0: none)
+    training.checkpoint_freq = 500  # steps between checkpoints ...
+    training.checkpoint_minutes = 1.0  # ... or minutes, whichever comes first: Ctrl-C loses at most this
+    training.keep_checkpoints = 3  # the newest ones kept ...
+    training.keep_every = 0  # ... plus every multiple of this step (0: none), e.g. for convergence curves
+    training.max_skipped_steps = 20  # stop after this many updates in a row skipped for a non-finite gradient
+    training.divergence_factor = 100.0  # stop when the loss exceeds this multiple of its running median (0: off)
     training.weighting = "paper"  # paper | variance | likelihood
     training.time_sampling = "continuous"  # continuous | discrete
     training.reduce_mean = False  # False: sum over pixels (the public code)
@@ -61,6 +68,6 @@ def get_config():
     sampling.num_samples = 64
 
     config.eval = evaluate = ml_collections.ConfigDict()
-    evaluate.batch_size = 256
-    evaluate.num_samples = 256
+    evaluate.batch_size = 256  # the held-out loss's batch; eval-nll and eval-samples batches
+    evaluate.num_samples = 256  # eval-nll images and eval-samples samples when --n is not given
     return config

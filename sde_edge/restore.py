@@ -1,4 +1,8 @@
-"""A trained run back from its checkpoint: config, SDE and the (EMA) model."""
+"""A trained run back from its checkpoint: config, SDE and the (EMA) model.
+
+Restoring never reaches outside the run: a stored config that asks for a download or names
+a data folder is not acted on here (only the user's own command line can do that).
+"""
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,37 +11,43 @@ import ml_collections
 import torch
 
 from sde_edge.checkpoint import load_checkpoint, load_latest
-from sde_edge.config import validate_config
+from sde_edge.config import upgrade_config, validate_config
 from sde_edge.models import build_model
-from sde_edge.sde import EdgePreservingSDE
+from sde_edge.processes import build_sde
+from sde_edge.sde import SDE
 
 
 @dataclass
 class TrainedRun:
     model: torch.nn.Module
-    sde: EdgePreservingSDE
+    sde: SDE
     config: ml_collections.ConfigDict
     step: int
     path: Path
 
 
 def load_run(path, device="cpu", use_ema=True):
-    """``path`` is a workdir (its newest readable checkpoint) or a checkpoint file."""
+    """``path`` is a workdir (its newest checkpoint that verifies) or a checkpoint file."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--workdir: {path} does not exist")
     if path.is_dir():
         found = load_latest(path / "checkpoints", map_location=device)
         if found is None:
-            raise FileNotFoundError(f"no checkpoint in {path / 'checkpoints'}: train first, or pass a checkpoint file")
+            raise FileNotFoundError(f"--workdir: no checkpoint in {path / 'checkpoints'}: train first, or pass a checkpoint file")
         state, path = found
     else:
         state = load_checkpoint(path, map_location=device)
     for key in ("config", "model", "ema", "step"):
         if key not in state:
             raise ValueError(f"checkpoint {path} has no {key!r} entry: not an sde_edge training checkpoint")
-    config = validate_config(ml_collections.ConfigDict(json.loads(state["config"])))
+    config = upgrade_config(ml_collections.ConfigDict(json.loads(state["config"])))
+    config.data.download = False  # restoring never downloads
+    config.device = "auto"  # the caller's device, not the training machine's
+    validate_config(config)
     model = build_model(config).to(device)
     try:
         model.load_state_dict(state["ema"]["model"] if use_ema else state["model"])
     except RuntimeError as error:
         raise ValueError(f"checkpoint {path} does not fit the model its config describes (config.model): {error}") from error
-    return TrainedRun(model.eval(), EdgePreservingSDE(config.diffusion), config, int(state["step"]), path)
+    return TrainedRun(model.eval(), build_sde(config.diffusion), config, int(state["step"]), path)

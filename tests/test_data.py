@@ -1,15 +1,22 @@
-"""sde_edge.data: embedded sets offline, image folders, and errors that name the path."""
+"""sde_edge.data: embedded sets offline, the shapes dataset, image folders with real pixel
+ranges, and errors that name the path."""
+import subprocess
+import sys
+import time
+
 import ml_collections
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from sde_edge.data import load_dataset
+from sde_edge.data import gaussian_blur, load_dataset
+from sde_edge.shapes import CLASSES, SPLIT_SIZES
 
 
 def _data_config(**fields):
-    config = ml_collections.ConfigDict(dict(dataset="digits", image_size=16, num_channels=1, root="", download=False, skip_bad_images=False))
+    config = ml_collections.ConfigDict(dict(dataset="digits", image_size=16, num_channels=1, root="", download=False,
+                                            skip_bad_images=False, blur_sigma=0.0))
     config.update(fields)
     return config
 
@@ -18,13 +25,73 @@ def _data_config(**fields):
 def test_embedded_datasets_load_offline_with_a_fixed_split(name, channels, size, total):
     config = _data_config(dataset=name, num_channels=channels, image_size=size)
     train, test = load_dataset(config, "train"), load_dataset(config, "test")
-    assert train.shape[1:] == test.shape[1:] == (channels, size, size)
+    assert train.images.shape[1:] == test.images.shape[1:] == (channels, size, size)
     assert len(train) + len(test) == total and len(test) == round(0.15 * total)
-    for images in (train, test):
+    for images in (train.images, test.images):
         assert images.min() >= -1 and images.max() <= 1 and images.std() > 0.1
-    assert torch.equal(load_dataset(config, "test"), test), "the split must not change between calls"
+    assert torch.equal(load_dataset(config, "test").images, test.images), "the split must not change between calls"
 
 
+def test_digits_carry_their_labels_in_split_order():
+    from sklearn.datasets import load_digits
+
+    test = load_dataset(_data_config(image_size=8), "test")
+    raw = load_digits()
+    for image, label in zip(test.images[:20], test.labels[:20]):
+        match = np.argmin(((raw.images / 16.0 * 2 - 1 - image[0].numpy()) ** 2).sum((1, 2)))
+        assert raw.target[match] == label
+
+
+# --- shapes -----------------------------------------------------------------------------------------
+def test_shapes_are_balanced_labelled_and_sized_as_documented():
+    for split, n in SPLIT_SIZES.items():
+        data = load_dataset(_data_config(dataset="shapes", image_size=16), split)
+        assert data.images.shape == (n, 1, 16, 16) and data.images.min() >= -1 and data.images.max() <= 1
+        assert torch.bincount(data.labels).tolist() == [n // len(CLASSES)] * len(CLASSES)
+    colour = load_dataset(_data_config(dataset="shapes", image_size=32, num_channels=3), "test")
+    assert colour.images.shape == (2000, 3, 32, 32)
+    assert (colour.images[:, 0] != colour.images[:, 1]).any(), "colour shapes are not grey"
+
+
+def test_shapes_image_i_is_a_function_of_split_and_i_across_processes():
+    script = ("import ml_collections, torch; from sde_edge.data import load_dataset; "
+              "c = ml_collections.ConfigDict(dict(dataset='shapes', image_size=12, num_channels=1, blur_sigma=0.0)); "
+              "d = load_dataset(c, 'test'); print(d.images[[0, 7, 1999]].sum().item(), d.labels[[0, 7, 1999]].tolist())")
+    outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)}
+    assert len(outputs) == 1
+    here = load_dataset(_data_config(dataset="shapes", image_size=12), "test")
+    assert f"{here.images[[0, 7, 1999]].sum().item()}" in outputs.pop()
+    other = load_dataset(_data_config(dataset="shapes", image_size=12), "train")
+    assert not torch.equal(other.images[:5], here.images[:5]), "the splits must differ"
+
+
+def test_shapes_load_fast():
+    from sde_edge.shapes import render, shape_parameters
+
+    started = time.perf_counter()
+    render(shape_parameters("train", 1), 16)
+    seconds = time.perf_counter() - started
+    print(f"20,000 shapes at 16x16 rendered in {seconds:.2f} s")
+    assert seconds < 60
+
+
+def test_blur_sigma_low_passes_every_image():
+    sharp = load_dataset(_data_config(dataset="shapes", image_size=16), "test").images
+    blurred = load_dataset(_data_config(dataset="shapes", image_size=16, blur_sigma=1.0), "test").images
+    spectrum = lambda x: torch.fft.rfft2(x).abs().mean(0)  # noqa: E731
+    high = spectrum(blurred)[0, 6:, 6:].mean() / spectrum(sharp)[0, 6:, 6:].mean()
+    low = spectrum(blurred)[0, 0, 0] / spectrum(sharp)[0, 0, 0]
+    assert high < 0.2 and abs(low - 1) < 0.02
+    impulse = torch.zeros(1, 1, 25, 25)  # wide enough that the borders' reflection never reaches the centre
+    impulse[0, 0, 12, 12] = 1
+    kernel = gaussian_blur(impulse, 1.5)[0, 0]
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(kernel[12, 12:15].numpy() / kernel[12, 12].item(), np.exp(-np.arange(3) ** 2 / (2 * 1.5**2)),
+                               rtol=1e-5)
+
+
+# --- image folders --------------------------------------------------------------------------------------
 def _write_images(folder):
     rng = np.random.default_rng(0)
     (folder / "nested" / "deeper").mkdir(parents=True)
@@ -43,9 +110,52 @@ def test_folder_of_mixed_images(tmp_path, channels):
     config = _data_config(dataset="folder", root=str(tmp_path), num_channels=channels, image_size=12)
     train, test = load_dataset(config, "train"), load_dataset(config, "test")
     assert len(train) + len(test) == 12 and len(test) == 2
-    images = torch.stack([train[i] for i in range(len(train))])
+    images = train.batch(range(len(train)))
     assert images.shape == (10, channels, 12, 12)
     assert images.min() >= -1 and images.max() <= 1
+
+
+def _ramp_folder(folder, image):
+    folder.mkdir()
+    image.save(folder / ("ramp.png" if image.mode.startswith("I;16") else "ramp.tif"))
+    config = _data_config(dataset="folder", root=str(folder), image_size=16)
+    data = load_dataset(config, "train")
+    return data.batch(range(len(data)))
+
+
+@pytest.mark.parametrize("kind", ["uint16", "int32", "float32"])
+def test_wide_images_keep_their_real_range(tmp_path, kind):
+    """A ramp of mean 0.5 in its own range must load with mean ~0 in [-1, 1] (not white, not black)."""
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+    if kind == "uint16":
+        image = Image.fromarray((ramp * 65535).astype(np.uint16))
+    elif kind == "int32":
+        image = Image.fromarray((ramp * 65535).astype(np.int32))
+    else:
+        image = Image.fromarray(ramp.astype(np.float32))
+    loaded = _ramp_folder(tmp_path / kind, image)
+    assert abs(loaded.mean().item()) < 0.02, f"{kind}: mean {loaded.mean().item():.3f} in [-1, 1]"
+
+
+def test_float_image_out_of_range_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="ramp.tif.*float images must lie in"):
+        _ramp_folder(tmp_path / "hdr", Image.fromarray(np.full((8, 8), 3.5, dtype=np.float32)))  # a .tif
+
+
+def test_decompression_bomb_is_a_bad_image(tmp_path):
+    _write_images(tmp_path)
+    Image.new("L", (1, 1)).save(tmp_path / "bomb.png")
+    config = _data_config(dataset="folder", root=str(tmp_path), num_channels=3, image_size=8)
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 100  # every 10x10-plus image is now a "bomb" for PIL
+    try:
+        with pytest.raises(ValueError, match="cannot read image"):
+            load_dataset(config)
+        config.skip_bad_images = True
+        dataset = load_dataset(config)
+        assert dataset is not None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def test_missing_folder_names_the_path(tmp_path):

@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import edge_rich_images
+from helpers import edge_rich_images
 from sde_edge.oracle import MixtureOracle
-from sde_edge.score import denoise
+from sde_edge.reverse import ReverseProcess
+from sde_edge.score import Denoiser
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["matched", "direct"]
@@ -34,8 +35,8 @@ def _forward_path(sde, images):
     t = torch.full((4,), 0.3, device=images.device)
     mean, std = sde.marginal_prob(x, t)
     drift, diffusion = sde.sde(x, t, x)
-    d = denoise(oracle, sde, x, t)
-    step = sde.reverse(oracle).sde(x, t)
+    d = Denoiser(oracle, sde)(x, t)
+    step = ReverseProcess(Denoiser(oracle, sde)).step(x, t)
     return [mean, std, drift, diffusion, d.x0, d.score, step.drift, step.diffusion]
 
 
@@ -50,7 +51,7 @@ def test_float32_forward_path_creates_no_float64(make_sde, variant):
 
 
 def test_library_never_calls_cuda_directly():
-    offenders = [str(p) for p in (ROOT / "sde_edge").rglob("*.py") if ".cuda()" in p.read_text()]
+    offenders = [str(p) for folder in ("sde_edge", "tools") for p in (ROOT / folder).rglob("*.py") if ".cuda()" in p.read_text()]
     assert offenders == []
 
 

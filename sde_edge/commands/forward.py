@@ -13,8 +13,7 @@ _PHOTO = flags.DEFINE_string("photo", "chelsea", "An embedded skimage.data photo
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the shared noise eps.")
 
 
-def main(argv):
-    del argv
+def main():
     diffusion = default_diffusion(tau=_TAU.value, t_phi=_T_PHI.value)
     processes = {"isotropic": VPSDE(diffusion), f"edge ({_TAU.value})": EdgePreservingSDE(diffusion)}
     path = forward_process_figure(load_photo(_PHOTO.value), processes, _OUT.value, seed=_SEED.value)

@@ -17,7 +17,10 @@ def get_config():
     config.training.log_freq = 5
     config.training.snapshot_freq = 5
     config.training.snapshot_samples = 0
+    config.training.checkpoint_freq = 5
+    config.training.eval_freq = 5
     config.training.keep_checkpoints = 10
+    config.eval.batch_size = 16
     config.sampling.steps = 5
     config.sampling.num_samples = 4
     return config

@@ -1,0 +1,52 @@
+"""Typed absl flags for every registered sampler's options, defined once from the registry.
+
+``--eta 0.5``, ``--snr 0.2``, ``--method srk``, ``--s_churn 10``...: each option becomes one flag,
+typed by its default (names are enums of the allowed values). A flag the chosen sampler does not
+take is an error naming it.
+"""
+from absl import flags
+
+from sde_edge.sampling import SAMPLERS
+from sde_edge.sampling.grids import GRIDS
+
+
+def _all_options():
+    options, choices = {}, {}
+    for name in sorted(SAMPLERS):
+        for option, default in SAMPLERS[name].options.items():
+            options.setdefault(option, default)
+            choices.setdefault(option, [])
+            choices[option] += [c for c in SAMPLERS[name].choices.get(option, ()) if c not in choices[option]]
+    return options, choices
+
+
+def define_sampler_flags():
+    """--sampler, --steps, --grid and one flag per sampler option; returns a reader of the chosen ones."""
+    sampler = flags.DEFINE_enum("sampler", None, sorted(SAMPLERS), "Sampler (default: the run's config.sampling.method).")
+    steps = flags.DEFINE_integer("steps", None, "Sampler steps (default: the run's config.sampling.steps).", lower_bound=1)
+    grid = flags.DEFINE_enum("grid", None, list(GRIDS), "Time grid (default: the run's config.sampling.grid).")
+    options, choices = _all_options()
+    holders = {}
+    for option, default in options.items():
+        users = ", ".join(n for n in sorted(SAMPLERS) if option in SAMPLERS[n].options)
+        text = f"Option of {users} (default {default!r})."
+        if choices[option]:
+            holders[option] = flags.DEFINE_enum(option, None, choices[option], text)
+        elif isinstance(default, bool):
+            holders[option] = flags.DEFINE_bool(option, None, text)
+        elif isinstance(default, int):
+            holders[option] = flags.DEFINE_integer(option, None, text)
+        else:
+            holders[option] = flags.DEFINE_float(option, None, text)
+
+    def chosen(sampling_config):
+        """(sampler name, steps, grid, options) from the flags, falling back on ``config.sampling``."""
+        name = sampler.value or sampling_config.method
+        given = {option: holder.value for option, holder in holders.items() if holder.present}
+        for option in given:
+            if option not in SAMPLERS[name].options:
+                offered = ", ".join(f"--{o}" for o in sorted(SAMPLERS[name].options)) or "none"
+                raise ValueError(f"--{option} is not an option of sampler {name!r} (its options: {offered})")
+        return name, steps.value or sampling_config.steps, grid.value or sampling_config.grid, given
+
+    return chosen
