@@ -40,22 +40,23 @@ def load_photo(name="chelsea", height=128):
 
 
 def forward_process_figure(x0, processes, path, times=FORWARD_TIMES, seed=0):
-    """Rows of x_t and of the noise mask sigma(x0, t) * eps for each named process, one column per t.
+    """Rows of x_t and of its noise x_t - E[x_t | x0] for each named process, one column per t.
 
-    ``processes`` maps a row label to an SDE. Every process sees the same eps, so the
-    rows differ only in how the noise is shaped.
+    ``processes`` maps a row label to an SDE. Every process sees the same standard normal z,
+    so the rows differ only in how the noise is shaped.
     """
     generator = torch.Generator().manual_seed(seed)
-    eps = torch.randn(x0.shape, generator=generator)
+    z = torch.randn(x0.shape, generator=generator)
     rows = []
     for label, sde in processes.items():
         noisy, masks = [], []
         for t in times:
-            mean, std = sde.marginal_prob(x0, t)
-            noisy.append(mean + std * eps)
+            x_t = sde.perturb(x0, t, z)
+            noisy.append(x_t)
+            clean = sde.perturb(x0, t, torch.zeros_like(z))
             # Divided by the isotropic level b(t), so every column uses the same grey scale.
-            masks.append(std * eps / sde.noise_coef(torch.tensor(t)))
-        rows += [(f"{label}: x_t", noisy), (f"{label}:\nsigma eps / b(t)", masks)]
+            masks.append((x_t - clean) / sde.schedule.noise(torch.tensor(t)))
+        rows += [(f"{label}: x_t", noisy), (f"{label}:\nnoise / b(t)", masks)]
     fig, axes = plt.subplots(len(rows), len(times), figsize=(1.6 * len(times), 1.3 * len(rows) + 0.3), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c, image in enumerate(images):
@@ -77,19 +78,47 @@ def forward_process_figure(x0, processes, path, times=FORWARD_TIMES, seed=0):
 
 
 def plot_loss_curve(metrics_csv, path):
-    """loss against step from a training run's metrics.csv, log scale."""
+    """The training loss (and the held-out loss, where logged) against step from metrics.csv, log scale."""
     import csv
 
     with open(metrics_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
+    for key, label in (("loss", "training loss"), ("eval_loss", "held-out loss (EMA)")):
+        points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+        if points:
+            ax.plot(*zip(*points), label=label, marker="o" if key == "eval_loss" else None, markersize=3)
+    ax.legend(fontsize=8)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def save_rows(rows, path, size=1.0):
+    """One labelled row per (label, images in [-1, 1]) pair: e.g. source / guide / result."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(size * columns + 0.8, size * len(rows) + 0.2), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                shown = to_unit_range(images[c].detach().float().cpu()).permute(1, 2, 0).numpy()
+                ax.imshow(shown.squeeze(-1) if shown.shape[-1] == 1 else shown, cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.axis("off")
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

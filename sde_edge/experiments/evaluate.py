@@ -1,0 +1,131 @@
+"""Evaluations of experiment runs, each computed once and cached as JSON (so every study resumes).
+
+An evaluation samples a checkpoint's EMA model with one protocol (sampler, steps, number of
+samples, seed; for SDEdit also the hijack time) and measures the samples with
+``sde_edge.metrics`` against the test split of the run's own data (the blurred split for a
+blurred run), in the dataset classifier's feature space (no Inception offline).
+"""
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sde_edge.config import image_shape
+from sde_edge.experiments.runs import workdir_of
+from sde_edge.figures import save_grid
+from sde_edge.metrics.features import ClassifierFeatures
+from sde_edge.metrics.report import sample_quality
+
+SDEDIT_STEPS = 50
+
+
+class Pending(Exception):
+    """What a study needs (an evaluation or a training) is not on disk and computing is off."""
+
+
+_COMPUTE = {"enabled": True}
+
+
+def set_compute(enabled):
+    """``False``: studies report only from trainings and evaluations already on disk (a study that
+    misses one raises ``Pending``); for writing the report while long runs go on elsewhere."""
+    _COMPUTE["enabled"] = bool(enabled)
+
+
+def require_compute(what):
+    if not _COMPUTE["enabled"]:
+        raise Pending(what)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    sampler: str
+    steps: int
+    n: int
+    seed: int = 0
+    t0: float = None  # SDEdit's hijack time (None: unconditional sampling)
+
+    @property
+    def slug(self):
+        text = f"{self.sampler}{self.steps}_n{self.n}_seed{self.seed}"
+        return text + (f"_sdedit{self.t0:g}" if self.t0 is not None else "")
+
+
+def _checkpoint(spec, root, step):
+    folder = workdir_of(spec, root) / "checkpoints"
+    if step is None:
+        paths = sorted(folder.glob("checkpoint_*.pt"))
+        if not paths:
+            raise FileNotFoundError(f"run {spec.key} has no checkpoint in {folder}: train it first")
+        return paths[-1]
+    return folder / f"checkpoint_{step:08d}.pt"
+
+
+_FEATURES = {}
+
+
+def features_for(config):
+    key = (config.data.dataset, config.data.image_size, config.data.num_channels)
+    if key not in _FEATURES:
+        _FEATURES[key] = ClassifierFeatures(*key, progress=False)
+    return _FEATURES[key]
+
+
+def _low_resolution_l2(a, b, factor=4):
+    """Per-image L2 distance between 1/factor-resolution versions (average pooling): how far a result
+    strays from its source's layout, ignoring detail."""
+    pool = torch.nn.functional.avg_pool2d
+    return (pool(a, factor) - pool(b, factor)).flatten(1).norm(dim=1)
+
+
+def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
+    """The metrics of one checkpoint (default: the last) under ``protocol``; cached on disk."""
+    from sde_edge.data import load_dataset
+    from sde_edge.restore import load_run
+    from sde_edge.sampling.batched import sample_in_batches
+
+    checkpoint = _checkpoint(spec, root, step)
+    cache = Path(root) / "evals" / spec.key / checkpoint.stem / f"{protocol.slug}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    require_compute(f"{spec.key} {checkpoint.stem} {protocol.slug}")
+    started = time.perf_counter()
+    run = load_run(checkpoint)
+    test = load_dataset(run.config.data, "test")
+    features = features_for(run.config)
+    if protocol.t0 is None:
+        reference = test.first(len(test))
+        result = sample_in_batches(protocol.sampler, run.model, run.sde, image_shape(run.config, protocol.n),
+                                   steps=protocol.steps, seed=protocol.seed, batch_size=250, progress=progress)
+        extra = {}
+    else:
+        from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
+
+        sources = test.first(protocol.n)
+        reference = test.first(len(test))
+        guides = stroke_paintings(sources, default_strokes(run.config.data.num_channels), seed=protocol.seed)
+        result = sdedit(run.model, run.sde, guides, t0=protocol.t0, sampler=protocol.sampler, steps=protocol.steps,
+                        seed=protocol.seed, batch_size=250, progress=progress)
+        labels = features.probabilities(result.samples).argmax(1)
+        extra = {"class_preserved": float((labels == test.labels[:len(sources)]).float().mean()),
+                 "low_res_l2": float(_low_resolution_l2(result.samples, sources).mean())}
+        save_grid(torch.cat([sources[:8], guides[:8], result.samples[:8]]), cache.with_suffix(".png"), nrow=8)
+    metrics = sample_quality(result.samples, reference, features, seed=protocol.seed, progress=False)
+    metrics.update(extra, run=spec.key, step=int(run.step), nfe=result.nfe, **asdict(protocol),
+                   wall_seconds=round(time.perf_counter() - started, 1))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if protocol.t0 is None:
+        save_grid(result.samples[:64], cache.with_suffix(".png"))
+    cache.write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def mean_and_stderr(values):
+    values = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    stderr = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return float(values.mean()), float(stderr)

@@ -1,0 +1,94 @@
+"""Aggregation over seeds, verdicts, and the assembly of paper_appendix/REPRODUCTION.md.
+
+Every study writes, into its artifact folder, ``section.md`` (its part of the report) and
+``claims.json`` (its rows of the claims table); ``assemble`` rebuilds the whole report from
+whatever studies have run, so a study can be rerun alone.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sde_edge.experiments.evaluate import mean_and_stderr
+from sde_edge.tables import format_cell
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "pending")  # pending: runs still going
+
+
+def aggregate(rows, keys, metrics):
+    """Mean and standard error over the rows that share ``keys`` (the seeds), one dict per group."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    summary = []
+    for group, members in groups.items():
+        entry = dict(zip(keys, group))
+        entry["seeds"] = len(members)
+        for metric in metrics:
+            entry[metric], entry[f"{metric}_se"] = mean_and_stderr([m.get(metric) for m in members])
+        summary.append(entry)
+    return summary
+
+
+def compare(better_is_lower, ours, ours_se, baseline, baseline_se, z=2.0):
+    """The verdict for "ours beats the baseline": by more than z combined standard errors either
+    way, or inconclusive. Missing standard errors (one seed) can only give 'inconclusive'."""
+    difference = (baseline - ours) if better_is_lower else (ours - baseline)
+    se = float(np.hypot(ours_se, baseline_se))
+    if not np.isfinite(se) or se == 0:
+        return "inconclusive", difference, se
+    if difference > z * se:
+        return "reproduced", difference, se
+    if difference < -z * se:
+        return "not reproduced", difference, se
+    return "inconclusive", difference, se
+
+
+def pm(mean, se, digits=3):
+    """'mean ± se' (or the mean alone without a standard error)."""
+    if se is None or not np.isfinite(se):
+        return format_cell(float(mean), digits)
+    return f"{format_cell(float(mean), digits)} ± {format_cell(float(se), 2)}"
+
+
+def summary_table(summary, labels, metrics):
+    """A markdown table of ``aggregate``'s output: ``labels`` are (header, key) columns shown as
+    they are, ``metrics`` (header, key, scale) columns shown as 'mean ± s.e.' times scale."""
+    header = [h for h, _ in labels] + [h for h, _, _ in metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for entry in summary:
+        cells = [format_cell(entry[key]) for _, key in labels]
+        cells += [pm(scale * entry[key], scale * entry[f"{key}_se"]) for _, key, scale in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_study(folder, section, claims, results):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "section.md").write_text(section)
+    (folder / "claims.json").write_text(json.dumps(claims, indent=1))
+    (folder / "results.json").write_text(json.dumps(results, indent=1, default=float))
+
+
+CLAIM_ORDER = ("(1) unconditional FID", "(2) convergence", "(3) low-to-mid frequencies", "(4) stroke-guided SDEdit",
+               "(5a) transition point", "(5b) edge sensitivity", "weighting")
+
+
+def assemble(report_path, artifacts, header, footer, order):
+    """REPRODUCTION.md = header + the claims table + each study's section (in ``order``) + footer."""
+    artifacts = Path(artifacts)
+    claims, sections = [], []
+    for folder in (artifacts / study for study in order):
+        if (folder / "claims.json").exists():
+            claims += json.loads((folder / "claims.json").read_text())
+            sections.append((folder / "section.md").read_text())
+    claims.sort(key=lambda c: (next((i for i, k in enumerate(CLAIM_ORDER) if c["claim"].startswith(k)), 99), c["claim"]))
+    table = ["| claim | setting | the paper | ours (mean ± s.e. over training seeds) | verdict | figure |",
+             "|---|---|---|---|---|---|"]
+    table += [f"| {c['claim']} | {c['setting']} | {c['paper']} | {c['ours']} | **{c['verdict']}** | {c['figure']} |"
+              for c in claims]
+    text = "\n\n".join([header.strip(), "## Claims\n\n" + "\n".join(table), *[s.strip() for s in sections],
+                        footer.strip()]) + "\n"
+    Path(report_path).write_text(text)
+    return report_path

@@ -1,0 +1,111 @@
+"""Training runs of the experiments: one config file, one seed, a few overrides each.
+
+Every run uses the existing trainer and configs, with checkpoints kept every 500 steps (the
+convergence and frequency studies read them) and the held-out loss logged. A run is resumable
+and a finished one is reused: ``ensure_trained`` only trains what is missing.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sde_edge.checkpoint import checkpoint_paths, checkpoint_step
+from sde_edge.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+MILESTONE = 500
+EXPERIMENT_OVERRIDES = {"training.keep_every": MILESTONE, "training.checkpoint_freq": MILESTONE,
+                        "training.snapshot_freq": 3000, "training.eval_freq": 250}
+# --quick: the same studies on 8x8 images, a tiny UNet and 20 steps (the tests run these).
+QUICK_OVERRIDES = {"data.image_size": 8, "model.nf": 8, "model.ch_mult": (1, 2), "model.attn_resolutions": (),
+                   "model.num_groups": 4, "training.batch_size": 16, "training.n_iters": 20, "training.keep_every": 10,
+                   "training.checkpoint_freq": 10, "training.snapshot_samples": 0, "training.eval_freq": 10,
+                   "training.log_freq": 10, "sampling.steps": 5, "device": "cpu"}
+QUICK_MILESTONE = 10
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A training run: ``configs/<config>`` with ``seed`` and ``overrides`` (dotted field -> value)."""
+
+    key: str
+    config: str
+    seed: int
+    overrides: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def build_config(self, quick=False):
+        config = load_config(CONFIGS / self.config)
+        config.seed = self.seed
+        for name, value in {**EXPERIMENT_OVERRIDES, **self.overrides, **(QUICK_OVERRIDES if quick else {})}.items():
+            section, _, leaf = name.rpartition(".")
+            target = config
+            for part in filter(None, section.split(".")):
+                target = target[part]
+            target[leaf] = value
+        return config
+
+
+def workdir_of(spec, root):
+    return Path(root) / "trainings" / spec.key
+
+
+def milestone_steps(spec, root, quick=False):
+    """The milestone steps (multiples of the milestone) of a run's kept checkpoints, in order."""
+    every = milestone(quick)
+    return [step for step in (checkpoint_step(p) for p in checkpoint_paths(workdir_of(spec, root) / "checkpoints"))
+            if step % every == 0]
+
+
+def is_trained(spec, root, quick=False):
+    steps = milestone_steps(spec, root, quick)
+    return bool(steps) and steps[-1] >= spec.build_config(quick).training.n_iters
+
+
+def ensure_trained(spec, root, quick=False, progress=True):
+    """Train (or finish) a run unless it is done; returns its workdir."""
+    from sde_edge.train import train
+
+    workdir = workdir_of(spec, root)
+    if not is_trained(spec, root, quick):
+        print(f"training {spec.key} in {workdir}", flush=True)
+        train(spec.build_config(quick), workdir, progress=progress)
+    return workdir
+
+
+def milestone(quick):
+    return QUICK_MILESTONE if quick else MILESTONE
+
+
+# --- the runs of every study ------------------------------------------------------------------
+SEEDS = (0, 1, 2)
+ABLATION_SEEDS = WEIGHTING_SEEDS = (0, 1)
+BLUR_SIGMAS = (0.5, 1.0, 2.0)  # pixels; the unblurred band reuses the unconditional runs
+T_PHIS = (0.25, 0.75)  # 0.5 is the unconditional edge run
+CONSTANT_KAPPAS = (1e-3, 1e-1)
+
+
+def unconditional_runs(datasets=("digits", "shapes"), models=("edge", "ddpm"), seeds=SEEDS):
+    return [RunSpec(f"{d}-{m}-s{s}", f"{d}_{m}.py", s) for d in datasets for m in models for s in seeds]
+
+
+def frequency_runs(models=("edge", "ddpm")):
+    return [RunSpec(f"shapes-{m}-blur{sigma:g}-s0", f"shapes_{m}.py", 0, {"data.blur_sigma": sigma})
+            for sigma in BLUR_SIGMAS for m in models]
+
+
+def ablation_runs():
+    runs = [RunSpec(f"shapes-edge-tphi{t:g}-s{s}", "shapes_edge.py", s, {"diffusion.t_phi": t})
+            for t in T_PHIS for s in ABLATION_SEEDS]
+    runs += [RunSpec(f"shapes-edge-kappa{k:g}-s{s}", "shapes_edge.py", s,
+                     {"diffusion.kappa_schedule": "constant", "diffusion.kappa_max": k})
+             for k in CONSTANT_KAPPAS for s in ABLATION_SEEDS]
+    return runs
+
+
+def weighting_runs():
+    return [RunSpec(f"digits-edge_ramp-{w}-s{s}", "digits_edge_ramp.py", s, {"training.weighting": w})
+            for w in ("paper", "likelihood") for s in WEIGHTING_SEEDS]
+
+
+def all_runs():
+    """Every training run, in the order they are worth having."""
+    return (unconditional_runs() + unconditional_runs(models=("blur", "bluenoise")) + frequency_runs()
+            + weighting_runs() + ablation_runs())
