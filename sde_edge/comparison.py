@@ -1,11 +1,13 @@
-"""Sampler comparison: samplers x step counts -> NFE, wall time and quality, as CSV, a markdown
-table, a plot of quality against NFE and sample grids (``tools/compare_samplers.py``).
+"""Sampler comparison: samplers x time grids x step counts -> NFE, wall time and quality, as CSV,
+a markdown table, a plot of quality against NFE and sample grids (``tools/compare_samplers.py``).
 
-Quality is measured by a ``Judge``: with the mixture oracle, the share of samples within
-RMSE 0.05 of a mode and the chi-square error of the mode frequencies; with a digits model,
-the digits classifier's confident share and a Frechet distance in its feature space.
+Quality is measured by a judge: with the mixture oracle, the share of samples within RMSE 0.05
+of a mode and the chi-square test of the mode frequencies (``OracleJudge``, which the sampler
+tests use too); with a trained model, the sample-quality metrics of ``sde_edge.metrics``
+against a data split (``MetricsJudge``: FD, KID, precision/recall, SWD), one chosen as primary.
+A sampler that cannot run on the process (a continuous-time sampler where sigma jumps, a
+fixed-step solver on a non-uniform grid) is skipped with its reason in full.
 """
-import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import chisquare
+from tqdm.auto import tqdm
 
 from sde_edge.figures import plt, save_grid
-from sde_edge.sampling import sample
+from sde_edge.sampling import SAMPLERS, sample
 
 
 @dataclass(frozen=True)
@@ -35,99 +38,101 @@ class SamplerSpec:
         return ":".join([self.name, *map(str, self.options.values())])
 
 
+def mode_statistics(samples, images, weights, radius=0.05):
+    """(share of samples within RMSE ``radius`` of a mode, chi-square statistic and p-value of
+    the nearest-mode counts against ``weights``)."""
+    rmse = (samples[:, None].cpu().double() - images[None].cpu().double()).square().flatten(2).mean(-1).sqrt()
+    nearest_rmse, nearest = rmse.min(1)
+    near = nearest_rmse < radius
+    counts = torch.bincount(nearest[near], minlength=len(images)).double().numpy()
+    weights = np.asarray(weights, dtype=np.float64)
+    if counts.sum() == 0:
+        return near.double().mean().item(), float("inf"), 0.0
+    test = chisquare(counts, counts.sum() * weights / weights.sum())
+    return near.double().mean().item(), float(test.statistic), float(test.pvalue)
+
+
 class OracleJudge:
     """Mode coverage against the mixture oracle's images and weights."""
 
-    primary, lower_is_better = "chi2", True
+    primary = "chi2"
 
     def __init__(self, images, weights, radius=0.05):
-        self.images, self.weights, self.radius = images, np.asarray(weights, dtype=np.float64), radius
+        self.images, self.weights, self.radius = images, weights, radius
 
     def __call__(self, samples):
-        rmse = (samples[:, None].cpu() - self.images[None].cpu()).square().flatten(2).mean(-1).sqrt()
-        nearest_rmse, nearest = rmse.min(1)
-        near = nearest_rmse < self.radius
-        counts = torch.bincount(nearest[near], minlength=len(self.images)).double().numpy()
-        expected = counts.sum() * self.weights / self.weights.sum()
-        test = chisquare(counts, expected) if counts.sum() > 0 else None
-        return {"near_mode": near.double().mean().item(),
-                "chi2": float(test.statistic) if test else float("inf"),
-                "chi2_p": float(test.pvalue) if test else 0.0}
+        near, statistic, p_value = mode_statistics(samples, self.images, self.weights, self.radius)
+        return {"near_mode": near, "chi2": statistic, "chi2_p": p_value}
 
 
-class DigitsJudge:
-    """The digits classifier's confident share and the Frechet distance in its features."""
+class MetricsJudge:
+    """``sde_edge.metrics`` against a reference image set; ``primary`` names the headline metric."""
 
-    primary, lower_is_better = "frechet", True
-
-    def __init__(self):
-        from sde_edge.metrics import train_digits_classifier
-
-        self.classifier, self.accuracy = train_digits_classifier()
+    def __init__(self, features, reference, primary="fd"):
+        self.features, self.reference, self.primary = features, reference, primary
 
     def __call__(self, samples):
-        from sde_edge.metrics import digit_quality
+        from sde_edge.metrics.report import sample_quality
 
-        quality = digit_quality(self.classifier, samples)
-        return {"confident": quality.confident_fraction, "frechet": quality.frechet_distance}
+        report = sample_quality(samples.clamp(-1, 1), self.reference, self.features, progress=False)  # as images
+        keep = ("fd", "fd_stderr", "kid", "precision", "recall", "swd_mean", "confident")
+        return {key: report[key] for key in keep if key in report}
 
 
-def run_comparison(model, sde, shape, specs, step_counts, judge, *, seed=0, ode_tolerances=(1e-2, 1e-3, 1e-4, 1e-5),
-                   x_init=None, out_dir=None, progress=True):
-    """Every spec at every step count (``ode``: every tolerance instead); returns a list of row dicts."""
-    rows = []
-    for spec in specs:
-        settings = [(1, {"rtol": tol, "atol": tol}) for tol in ode_tolerances] if spec.name == "ode" else [(k, {}) for k in step_counts]
-        for steps, extra in settings:
-            generator = torch.Generator().manual_seed(seed)
-            row = {"sampler": spec.label, "steps": steps if spec.name != "ode" else "", "tolerance": extra.get("rtol", "")}
-            try:
-                start = time.perf_counter()
-                result = sample(spec.name, model, sde, shape, steps=steps, generator=generator, x_init=x_init,
-                                progress=progress, **spec.options, **extra)
-                row.update(nfe=result.nfe, seconds=time.perf_counter() - start, **judge(result.samples))
-                last_samples = result.samples
-            except ValueError as refusal:  # e.g. tau='linear' in a continuous-time sampler
-                row.update(nfe="", seconds="", error=str(refusal).split(".")[0])
-                last_samples = None
-            rows.append(row)
-        if out_dir is not None and last_samples is not None:
-            save_grid(last_samples[:64], Path(out_dir) / f"samples_{spec.label.replace(':', '_')}.png")
+def refusal(name, sde, grid):
+    """Why ``name`` cannot run on ``sde`` with ``grid`` (None if it can)."""
+    if name not in SAMPLERS:
+        return f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}"
+    if SAMPLERS[name].continuous_time and not sde.is_continuous:
+        return f"a continuous-time sampler, but sigma jumps at t = {sde.discontinuities} (use tau='linear_ramp')"
+    if name == "torchsde" and grid != "uniform":
+        return "torchsde steps with a fixed dt: uniform grid only"
+    return None
+
+
+def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("uniform",), seed=0,
+                   ode_tolerances=(1e-2, 1e-3, 1e-4), x_init=None, out_dir=None, progress=True):
+    """Every spec on every grid at every step count (``ode``: every tolerance); a list of rows."""
+    settings = [(spec, grid, steps, extra) for spec in specs for grid in grids
+                for steps, extra in ([(2, {"rtol": tol, "atol": tol}) for tol in ode_tolerances] if spec.name == "ode"
+                                     else [(k, {}) for k in step_counts])
+                if not (spec.name == "ode" and grid != grids[0])]
+    rows, last_samples = [], {}
+    for spec, grid, steps, extra in tqdm(settings, desc="samplers x grids x steps", disable=not progress):
+        row = {"sampler": spec.label, "grid": grid if spec.name != "ode" else "adaptive",
+               "steps": steps if spec.name != "ode" else "", "tolerance": extra.get("rtol", "")}
+        reason = refusal(spec.name, sde, grid)
+        if reason:
+            rows.append({**row, "skipped": reason})
+            continue
+        generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        result = sample(spec.name, model, sde, shape, steps=steps, generator=generator, x_init=x_init, grid=grid,
+                        **spec.options, **extra)
+        rows.append({**row, "nfe": result.nfe, "seconds": time.perf_counter() - start, **judge(result.samples)})
+        last_samples[(spec.label, grid)] = result.samples
+    if out_dir is not None:
+        for (label, grid), samples in last_samples.items():
+            save_grid(samples[:64], Path(out_dir) / f"samples_{label.replace(':', '_')}_{grid}.png")
     return rows
 
 
-def write_csv(rows, path):
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def markdown_table(rows):
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-
-    def cell(value):
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(cell(row.get(k, "")) for k in keys) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def plot_quality_vs_nfe(rows, metric, path, title=""):
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label in dict.fromkeys(row["sampler"] for row in rows):
-        points = sorted((row["nfe"], row[metric]) for row in rows if row["sampler"] == label and metric in row)
+    """``metric`` against NFE per sampler and grid, both axes logarithmic (one bad point does not
+    flatten the rest)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
+        points = sorted((row["nfe"], row[metric]) for row in rows
+                        if (row["sampler"], row["grid"]) == label and metric in row and row[metric] > 0)
         if points:
-            ax.plot(*zip(*points), marker="o", label=label)
+            ax.plot(*zip(*points), marker="o", label=f"{label[0]} ({label[1]})")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("NFE (network evaluations)")
     ax.set_ylabel(metric)
     ax.set_title(title, fontsize=8)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -135,15 +140,15 @@ def plot_quality_vs_nfe(rows, metric, path, title=""):
 
 
 def nfe_to_match(rows, reference_label, reference_steps, metric, tolerance=0.10):
-    """For each sampler, the smallest NFE whose ``metric`` is within ``tolerance`` (relative) of
-    the reference sampler at ``reference_steps``, or None."""
+    """For each sampler and grid, the smallest NFE whose ``metric`` is within ``tolerance``
+    (relative) of the reference sampler at ``reference_steps``, or None."""
     reference = [r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps and metric in r]
     if not reference:
         return {}
     target = reference[0][metric]
     matches = {}
-    for label in dict.fromkeys(row["sampler"] for row in rows):
-        candidates = [r["nfe"] for r in rows if r["sampler"] == label and metric in r and r[metric] <= target * (1 + tolerance)]
-        matches[label] = min(candidates) if candidates else None
+    for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
+        candidates = [r["nfe"] for r in rows if (r["sampler"], r["grid"]) == label and metric in r
+                      and r[metric] <= target * (1 + tolerance)]
+        matches[f"{label[0]} ({label[1]})"] = min(candidates) if candidates else None
     return matches
-

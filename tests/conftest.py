@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from helpers import PaperSchedule
 from sde_edge.config import default_diffusion
-from sde_edge.oracle import rectangle_images
-from sde_edge.sde import EdgePreservingSDE
+from sde_edge.processes import build_sde
 
 
 def pytest_collection_modifyitems(config, items):
@@ -15,16 +15,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def classifier_cache(tmp_path_factory):
+    """Classifiers are trained once per test session into a temporary cache, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("sde_edge_cache")
+        patch.setenv("SDE_EDGE_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture
 def make_sde():
-    """EdgePreservingSDE from the paper's defaults with some fields replaced."""
+    """A process from the paper's defaults with some config.diffusion fields replaced."""
 
     def make(**overrides):
-        return EdgePreservingSDE(default_diffusion(**overrides))
+        return build_sde(default_diffusion(**overrides))
 
     return make
 
 
-def edge_rich_images(k, size=8, seed=0, dtype=torch.float64):
-    """K distinct 8x8 images in [-1, 1] made of random rectangles: strong edges, flat interiors."""
-    return rectangle_images(k, size=size, seed=seed, dtype=dtype)
+@pytest.fixture(scope="session")
+def paper_schedule():
+    return PaperSchedule()

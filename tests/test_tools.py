@@ -1,30 +1,47 @@
 """tools/: the sampler comparison and the benchmark run end to end (small settings)."""
-import csv
+import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, TINY
+from sde_edge.tables import read_csv
 
 
-def test_compare_samplers_on_the_oracle(tmp_path):
-    command = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), "--oracle", "--samplers=ddpm,heun,torchsde:euler,ode",
-               "--steps=5,20", "--n=60", f"--out={tmp_path}"]
+def test_compare_samplers_on_the_oracle_sweeps_grids_and_skips_with_reasons(tmp_path):
+    command = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), "--oracle", "--tau=linear",
+               "--samplers=ddpm,dpmpp_2m,heun,torchsde:euler,ode", "--steps=5,20", "--grids=uniform,edm", "--n=60",
+               f"--out={tmp_path}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    with open(tmp_path / "results.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert {row["sampler"] for row in rows} == {"ddpm", "heun", "torchsde:euler", "ode"}
-    assert len(rows) == 3 * 2 + 4  # ode sweeps tolerances instead of steps
-    assert all(float(row["near_mode"]) >= 0 and int(row["nfe"]) > 0 for row in rows)
-    heun_20 = next(row for row in rows if row["sampler"] == "heun" and row["steps"] == "20")
-    assert int(heun_20["nfe"]) == 41 and float(heun_20["near_mode"]) > 0.95
-    for name in ("results.md", "quality_vs_nfe.png", "samples_ddpm.png", "samples_torchsde_euler.png"):
+    rows = read_csv(tmp_path / "results.csv")
+    ran = [r for r in rows if not r.get("skipped")]
+    assert {(r["sampler"], r["grid"]) for r in ran} == {("ddpm", "uniform"), ("ddpm", "edm"), ("dpmpp_2m", "uniform"),
+                                                         ("dpmpp_2m", "edm")}
+    assert all(float(r["near_mode"]) > 0.9 and int(r["nfe"]) > 0 for r in ran)
+    skipped = {r["sampler"]: r["skipped"] for r in rows if r.get("skipped")}
+    assert set(skipped) == {"heun", "torchsde:euler", "ode"}
+    assert "sigma jumps at t = (0.5,)" in skipped["heun"] and "linear_ramp" in skipped["heun"]  # the reason in full
+    for name in ("results.md", "quality_vs_nfe.png", "samples_ddpm_edm.png", "nfe_to_match_ddpm.json"):
         assert (tmp_path / name).exists(), name
 
 
+def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
+    workdir = tmp_path / "run"
+    trained = subprocess.run([sys.executable, "-m", "sde_edge.cli", "train", f"--config={TINY}", f"--workdir={workdir}",
+                              "--config.training.n_iters=5", "--progress=false"], capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    command = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), f"--workdir={workdir}", "--samplers=ddpm,ddim",
+               "--steps=2,4", "--n=20", "--features=classifier", f"--out={tmp_path / 'cmp'}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "cmp" / "results.csv")
+    assert len(rows) == 4 and all(float(r["fd"]) > 0 for r in rows)
+    assert set(json.loads((tmp_path / "cmp" / "nfe_to_match_ddpm.json").read_text())) == {"ddpm (uniform)", "ddim (uniform)"}
+
+
 def test_compare_samplers_needs_a_model():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "compare_samplers.py")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "compare_samplers.py")], capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode != 0 and "--oracle" in result.stderr
 
 
@@ -32,14 +49,14 @@ def test_bench_runs_without_touching_the_readme(tmp_path):
     config = tmp_path / "tiny_ramp.py"
     config.write_text(
         "from sde_edge.config import load_config\n\n\ndef get_config():\n"
-        f"    config = load_config({str(ROOT / 'tests' / 'configs' / 'tiny.py')!r})\n"
+        f"    config = load_config({str(TINY)!r})\n"
         "    config.diffusion.tau = 'linear_ramp'  # the SDE/ODE samplers need a continuous tau\n"
         "    return config\n"
     )
     readme = (ROOT / "README.md").read_text()
-    command = [sys.executable, str(ROOT / "tools" / "bench.py"), "--repeats=2", "--write_readme=false", "--device=cpu",
-               f"--config={config}"]
+    command = [sys.executable, str(ROOT / "tools" / "bench.py"), "--repeats=2", "--device=cpu", f"--config={config}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "edge / isotropic" in result.stdout and "overhead share" in result.stdout and "likelihood / sampling" in result.stdout
+    for needle in ("edge / DDPM", "bluenoise", "overhead share", "dpmpp_2m", "edm", "likelihood / sampling"):
+        assert needle in result.stdout, needle
     assert (ROOT / "README.md").read_text() == readme

@@ -1,12 +1,13 @@
-"""Benchmarks, reported as medians and ratios from one run, written into README.md.
+"""Benchmarks, reported as medians and ratios from one run (absolute times on a shared machine
+are noise; the ratios are the result).
 
-    python tools/bench.py                      # everything, on the default device
-    python tools/bench.py --repeats=60
+    python tools/bench.py                          # print every table
+    python tools/bench.py --workdir runs/digits_edge_ramp --write_readme   # and rewrite README.md's
 
-train:      median train-step time, edge-preserving vs isotropic, same network and batch
-            (steps interleaved A/B so that machine noise hits both alike).
-samplers:   wall time per sampler with a near-free model against the demo UNet: the share
-            of the time spent outside the network calls (the sampler's own overhead).
+train:      median train-step time of each process (edge, DDPM, blurring, blue noise), same network
+            and batch, steps interleaved so that machine noise hits all alike.
+samplers:   wall time per sampler with a near-free model against the demo UNet: the share of the
+            time spent outside the network calls (the sampler's own overhead).
 likelihood: the probability-flow ODE likelihood (Hutchinson) against ODE sampling, per image.
 """
 import re
@@ -18,20 +19,23 @@ from pathlib import Path
 import torch
 from absl import app, flags
 
-from sde_edge.config import load_config
+from sde_edge.config import image_shape, load_config
 from sde_edge.data import load_dataset
-from sde_edge.losses import per_pixel_loss, reduce_loss, sample_times
+from sde_edge.devices import resolve_device
+from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
-from sde_edge.sde import VPSDE, EdgePreservingSDE
+from sde_edge.processes import build_sde
 
 ROOT = Path(__file__).resolve().parents[1]
 _ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood"], "Which benchmarks: train, samplers, likelihood.")
 _REPEATS = flags.DEFINE_integer("repeats", 40, "Timed repetitions per case.")
 _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
 _CONFIG = flags.DEFINE_string("config", str(ROOT / "configs" / "digits_edge_ramp.py"), "Config of the network and batch.")
-_WRITE = flags.DEFINE_bool("write_readme", True, "Replace the tables in README.md.")
+_WRITE = flags.DEFINE_bool("write_readme", False, "Replace the tables (and the sentences above them) in README.md.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run whose EMA weights the samplers and likelihood use "
                                "(default: the config's network with random weights).")
+SAMPLER_CASES = [("ddpm", {}), ("ddim", {}), ("dpmpp_2m", {}), ("euler_maruyama", {}), ("heun", {}), ("edm", {}),
+                 ("torchsde", {"method": "euler"})]
 
 
 def _sync(device):
@@ -48,36 +52,50 @@ def _timed(fn, device):
     return time.perf_counter() - start, value
 
 
+def _process_configs(config):
+    processes = {}
+    for name, changes in (("edge", {}), ("ddpm", {"tau": "isotropic"}), ("blur", {"process": "blur", "blur_sigma_max": 10.0}),
+                          ("bluenoise", {"process": "bluenoise"})):
+        diffusion = config.diffusion.copy_and_resolve_references()
+        diffusion.update(changes)
+        processes[name] = build_sde(diffusion)
+    return processes
+
+
 def bench_train(config, device, repeats):
-    data = load_dataset(config.data, "train")[: config.training.batch_size].to(device)
-    sdes = {"edge": EdgePreservingSDE(config.diffusion), "isotropic": VPSDE(config.diffusion)}
+    data = load_dataset(config.data, "train").first(config.training.batch_size).to(device)
+    losses = {name: ScoreMatchingLoss.from_config(config.training, sde) for name, sde in _process_configs(config).items()}
     torch.manual_seed(0)
     model = build_model(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator(device).manual_seed(0)
 
-    def step(sde):
-        t, importance = sample_times(sde, len(data), generator=generator, device=device)
+    def step(loss):
+        t, importance = loss.sample_times(len(data), generator=generator, device=device)
         eps = torch.randn(data.shape, generator=generator, device=device)
-        loss = reduce_loss(per_pixel_loss(model, sde, data, t, eps, importance=importance))
+        value = loss(model, data, t, eps, importance)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
 
-    times = {name: [] for name in sdes}
+    times = {name: [] for name in losses}
     for _ in range(5):
-        for sde in sdes.values():
-            step(sde)
+        for loss in losses.values():
+            step(loss)
     for _ in range(repeats):
-        for name, sde in sdes.items():
-            times[name].append(_timed(lambda: step(sde), device)[0])
+        for name, loss in losses.items():
+            times[name].append(_timed(lambda: step(loss), device)[0])
     medians = {name: statistics.median(values) for name, values in times.items()}
-    rows = [f"| {name} | {1e3 * medians[name]:.2f} |" for name in sdes]
-    ratio = medians["edge"] / medians["isotropic"]
+    rows = [f"| {name} | {1e3 * medians[name]:.2f} | {medians[name] / medians['ddpm']:.3f} |" for name in losses]
     header = (f"Train step, {config.training.batch_size} x {config.data.num_channels} x {config.data.image_size}^2, "
               f"demo UNet ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), {device.type}, "
-              f"median of {repeats}:\n\n| process | ms / step |\n|---|---|\n")
-    return header + "\n".join(rows) + f"\n\nedge / isotropic = **{ratio:.3f}**\n"
+              f"median of {repeats}:\n\n| process | ms / step | / DDPM |\n|---|---|---|\n")
+    ratio = medians["edge"] / medians["ddpm"]
+    prose = (f"The edge-preserving process costs {100 * (ratio - 1):+.1f}% per training step against plain DDPM "
+             f"(a 3x3 Sobel and a few elementwise ops per batch); the DCT baselines cost "
+             f"{100 * (medians['blur'] / medians['ddpm'] - 1):+.1f}% (blurring) and "
+             f"{100 * (medians['bluenoise'] / medians['ddpm'] - 1):+.1f}% (blue noise).")
+    return header + "\n".join(rows) + f"\n\nedge / DDPM = **{ratio:.3f}**\n", prose
 
 
 class _NearFree:
@@ -98,16 +116,16 @@ def _network(config, device):
     torch.manual_seed(0)
     model = build_model(config).to(device).eval()
     torch.nn.init.normal_(model.net.head[-1].weight, std=0.02)  # a non-trivial output
-    return model, EdgePreservingSDE(config.diffusion), "random weights"
+    return model, build_sde(config.diffusion), "random weights"
 
 
 def bench_samplers(config, device, repeats, steps=50, batch=64):
     from sde_edge.sampling import sample
 
-    model, sde, weights = _network(config, device)
-    shape = (batch, config.data.num_channels, config.data.image_size, config.data.image_size)
-    rows = []
-    for name, options in [("ddpm", {}), ("ddim", {}), ("euler_maruyama", {}), ("heun", {}), ("torchsde", {"method": "euler"})]:
+    model, sde, _ = _network(config, device)
+    shape = image_shape(config, batch)
+    rows, shares = [], []
+    for name, options in SAMPLER_CASES:
         times = {"unet": [], "free": []}
         for _ in range(max(3, repeats // 10)):
             for label, net in (("unet", model), ("free", _NearFree())):
@@ -115,20 +133,22 @@ def bench_samplers(config, device, repeats, steps=50, batch=64):
                 times[label].append(_timed(lambda: sample(name, net, sde, shape, steps=steps, generator=generator,
                                                           device=device, **options), device)[0])
         unet, free = statistics.median(times["unet"]), statistics.median(times["free"])
-        rows.append(f"| {name}{':' + options['method'] if options else ''} | {1e3 * unet:.0f} | {1e3 * free:.0f} | {100 * free / unet:.1f}% |")
+        shares.append(free / unet)
+        label = f"{name}{':' + options['method'] if options else ''}"
+        rows.append(f"| {label} | {1e3 * unet:.0f} | {1e3 * free:.0f} | {100 * free / unet:.1f}% |")
     header = (f"Sampler overhead, {steps} steps, batch {batch} x {config.data.num_channels} x {config.data.image_size}^2, "
               f"{sde!r}, {device.type}, medians:\n\n| sampler | with the demo UNet (ms) | with a near-free model (ms) | "
               f"overhead share |\n|---|---|---|---|\n")
-    return header + "\n".join(rows) + "\n"
+    prose = f"The samplers spend {100 * min(shares):.1f}% to {100 * max(shares):.1f}% of their time outside the network."
+    return header + "\n".join(rows) + "\n", prose
 
 
 def bench_likelihood(config, device, repeats, batch=64):
-    from sde_edge.data import load_dataset
-    from sde_edge.likelihood import ode_bpd, quantize
+    from sde_edge.likelihood import ode_bpd, snap_to_lattice
     from sde_edge.sampling import sample
 
     model, sde, weights = _network(config, device)
-    x = (quantize(load_dataset(config.data, "test")[:batch]) * 2 / 255 - 1).to(device)
+    x = snap_to_lattice(load_dataset(config.data, "test").first(batch)).to(device)
     generator = torch.Generator(device).manual_seed(0)
     sampled, measured = [], []
     for _ in range(max(1, repeats // 20)):
@@ -137,11 +157,12 @@ def bench_likelihood(config, device, repeats, batch=64):
         seconds, likelihood = _timed(lambda: ode_bpd(model, sde, x, generator=generator), device)
         measured.append(seconds)
     per_sample, per_nll = statistics.median(sampled) / batch, statistics.median(measured) / batch
-    return (f"ODE likelihood cost, batch {batch}, {sde!r}, {weights}, {device.type}, RK45 at rtol = atol = 1e-5:\n\n"
-            f"| task | s / image | NFE |\n|---|---|---|\n"
-            f"| ODE sampling | {per_sample:.3f} | {sampling.nfe} |\n"
-            f"| ODE likelihood (Hutchinson) | {per_nll:.3f} | {likelihood.nfe} |\n\n"
-            f"likelihood / sampling = **{per_nll / per_sample:.2f}**\n")
+    table = (f"ODE likelihood cost, batch {batch}, {sde!r}, {weights}, {device.type}, RK45 at rtol = atol = 1e-5:\n\n"
+             f"| task | s / image | NFE |\n|---|---|---|\n"
+             f"| ODE sampling | {per_sample:.3f} | {sampling.nfe} |\n"
+             f"| ODE likelihood (Hutchinson) | {per_nll:.3f} | {likelihood.nfe} |\n\n"
+             f"likelihood / sampling = **{per_nll / per_sample:.2f}**\n")
+    return table, f"An ODE likelihood costs {per_nll / per_sample:.1f}x an ODE sample."
 
 
 BENCHES = {"train": bench_train, "samplers": bench_samplers, "likelihood": bench_likelihood}
@@ -161,15 +182,20 @@ def write_readme_section(name, text):
 
 def main(argv):
     del argv
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if _DEVICE.value == "auto" else _DEVICE.value)
+    device = resolve_device(_DEVICE.value)
     config = load_config(_CONFIG.value)
+    prose = []
     for name in _ONLY.value:
         if name not in BENCHES:
             sys.exit(f"--only: unknown benchmark {name!r}; choose from {sorted(BENCHES)}")
-        text = BENCHES[name](config, device, _REPEATS.value)
-        print(text)
+        table, sentence = BENCHES[name](config, device, _REPEATS.value)
+        print(table)
+        print(sentence + "\n")
+        prose.append(sentence)
         if _WRITE.value:
-            write_readme_section(name, text)
+            write_readme_section(name, table)
+    if _WRITE.value:
+        write_readme_section("summary", " ".join(prose) + "\n")
 
 
 if __name__ == "__main__":
