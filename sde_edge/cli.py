@@ -8,6 +8,7 @@ traceback. An interrupted run exits 128 + the signal number (130 for Ctrl-C, 143
 import importlib
 import logging
 import os
+import re
 import sys
 import traceback
 
@@ -32,6 +33,9 @@ def _usage():
 
 
 def _one_line(error):
+    suggestion = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', str(error))
+    if suggestion:  # ml_collections' answer to a mistyped --config.* override, escaped twice over
+        return f"a --config.* override names no field {suggestion[2]!r}; did you mean {suggestion[1]!r}?"
     text = " ".join(str(error).split())
     return text or type(error).__name__
 

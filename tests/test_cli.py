@@ -126,8 +126,8 @@ def test_eval_samples_bad_input_is_one_line(tmp_path, case):
 # One call per kind of mistake; every config field's check is tested in-process in test_config.py.
 BAD_CALLS = [
     (["train", "--config=configs/nope.py", "--workdir={tmp}"], "nope.py"),
-    (["train", "--config=configs", "--workdir={tmp}"], "configs"),
-    (["train", f"--config={TINY}", "--workdir={tmp}", "--config.training.batchsize=8"], "batchsize"),
+    (["train", "--config=configs", "--workdir={tmp}"], "is a folder"),
+    (["train", f"--config={TINY}", "--workdir={tmp}", "--config.training.batchsize=8"], "did you mean 'batch_size'"),
     (["train", f"--config={TINY}", "--workdir={tmp}", "--config.sampling.method=ddpn"], "sampling.method"),
     (["train", f"--config={TINY}", "--workdir={file}"], "is a file"),
     (["sample", "--workdir={tmp}/missing"], "does not exist"),

@@ -1,5 +1,22 @@
-"""What the subcommands that read a trained run share: checks before any work."""
+"""What the subcommands share: checks before any work."""
 from pathlib import Path
+
+
+def config_from_flag(holder):
+    """The config a ``DEFINE_config_file`` flag names, with its ``--config.*`` overrides, or None;
+    a missing file or a folder is a one-line error naming it (ml_collections' own is a traceback)."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    name = config_flags.get_config_filename(flags.FLAGS[holder.name])
+    if name is None:
+        return None
+    path = Path(name.split(":")[0])
+    if not path.exists():
+        raise ValueError(f"--{holder.name}: {path} does not exist (a config file such as configs/digits_edge.py)")
+    if not path.is_file():
+        raise ValueError(f"--{holder.name}: {path} is a folder, not a config file such as configs/digits_edge.py")
+    return holder.value
 
 
 def open_run(workdir, device_name, out=None, out_is_folder=False):

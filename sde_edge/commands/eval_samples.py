@@ -52,6 +52,7 @@ def _load_samples(path):
 def main():
     import numpy as np
 
+    from sde_edge.commands.common import config_from_flag
     from sde_edge.config import image_shape, validate_config
     from sde_edge.data import load_dataset
     from sde_edge.devices import resolve_device
@@ -63,9 +64,10 @@ def main():
         raise ValueError("give exactly one of --samples (with --config) and --workdir")
     device = resolve_device(_DEVICE.value)
     if _SAMPLES.value is not None:
-        if _CONFIG.value is None:
+        config = config_from_flag(_CONFIG)
+        if config is None:
             raise ValueError("--samples needs --config to name the reference data")
-        config = validate_config(_CONFIG.value)
+        config = validate_config(config)
         out = Path(_OUT.value or Path(_SAMPLES.value).with_suffix("").as_posix() + f"_eval_{_SPLIT.value}")
         ensure_writable(out, "--out")
         samples, sampled = _load_samples(_SAMPLES.value), None

@@ -18,9 +18,11 @@ _THREADS = flags.DEFINE_integer("threads", None, "CPU threads for torch (default
 
 
 def main():
+    from sde_edge.commands.common import config_from_flag
     from sde_edge.devices import set_cpu_threads
 
-    if _CONFIG.value is None or _WORKDIR.value is None:
+    config = config_from_flag(_CONFIG)
+    if config is None or _WORKDIR.value is None:
         raise ValueError("--config and --workdir are required")
     set_cpu_threads(_THREADS.value)
     from sde_edge.config import image_shape
@@ -31,7 +33,7 @@ def main():
     from sde_edge.sde import VPSDE
     from sde_edge.train import train
 
-    result = train(_CONFIG.value, _WORKDIR.value, accept_config_changes=_ACCEPT.value, restart=_RESTART.value,
+    result = train(config, _WORKDIR.value, accept_config_changes=_ACCEPT.value, restart=_RESTART.value,
                    progress=_PROGRESS.value)
     if int(os.environ.get("RANK", "0")) != 0:
         return
