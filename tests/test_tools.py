@@ -31,11 +31,12 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
                               "--config.training.n_iters=5", "--progress=false"], capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stderr
     command = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), f"--workdir={workdir}", "--samplers=ddpm,ddim",
-               "--steps=2,4", "--n=20", "--features=classifier", f"--out={tmp_path / 'cmp'}"]
+               "--steps=2,4", "--reference=ddpm@6", "--n=20", "--features=classifier", f"--out={tmp_path / 'cmp'}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "cmp" / "results.csv")
-    assert len(rows) == 4 and all(float(r["fd"]) > 0 for r in rows)
+    assert len(rows) == 5 and all(float(r["fd"]) > 0 for r in rows)
+    assert [(r["sampler"], r["steps"]) for r in rows][0] == ("ddpm", "6")  # the reference, run once
     assert set(json.loads((tmp_path / "cmp" / "nfe_to_match_ddpm.json").read_text())) == {"ddpm (uniform)", "ddim (uniform)"}
 
 
@@ -60,3 +61,13 @@ def test_bench_runs_without_touching_the_readme(tmp_path):
     for needle in ("edge / DDPM", "bluenoise", "overhead share", "dpmpp_2m", "edm", "likelihood / sampling"):
         assert needle in result.stdout, needle
     assert (ROOT / "README.md").read_text() == readme
+
+
+def test_solver_order_measures_every_case(tmp_path):
+    command = [sys.executable, str(ROOT / "tools" / "solver_order.py"), "--steps=2,4,8", "--reference_steps=32", "--n=8",
+               f"--out={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "order.csv")
+    assert len(rows) == 3 * 2 * 3 and all(0 < float(r["error"]) < 2 for r in rows)
+    assert (tmp_path / "order.png").exists()

@@ -2,7 +2,8 @@
 
     python tools/compare_samplers.py --oracle --out runs/compare_oracle
     python tools/compare_samplers.py --workdir runs/digits_edge --out runs/compare_digits
-    python tools/compare_samplers.py --workdir DIR --n 1000 --steps 5,10,15,25,50,100,500 --grids uniform,logsnr,edm
+    python tools/compare_samplers.py --workdir DIR --n 1000 --samplers ddim,dpmpp_2m,heun --steps 5,10,15,20,40 \
+        --grids uniform,logsnr --reference ddpm@500    # the few-step study
 
 With --workdir, quality is measured by ``sde_edge.metrics`` against the run's test split, in
 the features --features picks (auto: Inception if available, else the dataset's classifier);
@@ -25,7 +26,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (its newest check
 _ORACLE = flags.DEFINE_bool("oracle", False, "Use the mixture oracle (3 edge-rich 8x8 images) instead of a checkpoint.")
 _TAU = flags.DEFINE_string("tau", "linear_ramp", "--oracle only: the transition function of the process.")
 _SAMPLERS = flags.DEFINE_list("samplers", ["ddpm", "ddim", "dpmpp_2m", "heun"], "Samplers, name or name:method.")
-_STEPS = flags.DEFINE_list("steps", ["10", "25"], "Step counts (the largest is the reference for nfe_to_match).")
+_STEPS = flags.DEFINE_list("steps", ["10", "25"], "Step counts.")
+_REFERENCE = flags.DEFINE_string("reference", None, "SAMPLER@STEPS (e.g. ddpm@500) run once on the uniform grid as the "
+                                 "target of nfe_to_match; default: ddpm at the largest --steps, among the settings.")
 _GRIDS = flags.DEFINE_list("grids", ["uniform"], "Time grids: uniform, power, logsnr, edm.")
 _N = flags.DEFINE_integer("n", 200, "Samples per setting.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed (the same for every setting).")
@@ -69,13 +72,22 @@ def main(argv):
         shape = image_shape(run.config, _N.value)
     specs = [SamplerSpec.parse(text) for text in _SAMPLERS.value]
     steps = [int(k) for k in _STEPS.value]
-    rows = run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
-                          out_dir=out)
+    reference_label, reference_steps = "ddpm", max(steps)
+    rows = []
+    if _REFERENCE.value:
+        reference_label, _, text = _REFERENCE.value.partition("@")
+        if not text.isdigit():
+            raise app.UsageError(f"--reference must read SAMPLER@STEPS, e.g. ddpm@500; got {_REFERENCE.value!r}")
+        reference_steps = int(text)
+        rows += run_comparison(model, sde, shape, [SamplerSpec.parse(reference_label)], [reference_steps], judge,
+                               seed=_SEED.value, x_init=x_init, out_dir=out)
+    rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
+                           out_dir=out)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
     (out / "results.md").write_text(table)
     plot_quality_vs_nfe(rows, judge.primary, out / "quality_vs_nfe.png", title=f"{sde!r}")
-    matches = nfe_to_match(rows, "ddpm", max(steps), judge.primary)
+    matches = nfe_to_match(rows, reference_label, reference_steps, judge.primary)
     (out / "nfe_to_match_ddpm.json").write_text(json.dumps(matches, indent=1))
     print(table)
     print(f"NFE at which each sampler is within 10% of ddpm at {max(steps)} steps on {judge.primary}: {matches}")
