@@ -1,6 +1,7 @@
 """The sde-edge console script: every subcommand end to end on a tiny run, its --help, and
 every user error as one line on stderr with exit status 2."""
 import json
+import os
 import subprocess
 import sys
 
@@ -136,6 +137,10 @@ BAD_CALLS = [
     (["sample", "--workdir={run}", "--sampler=dpm"], "--sampler"),
     (["sample", "--workdir={run}", "--sampler=pc", "--snr=-1"], "snr"),
     (["sample", "--workdir={run}", "--out={file}/x.npz"], "--out"),
+    # /proc refuses new files even to root (who ignores permission bits): a read-only place anywhere
+    (["sample", "--workdir={run}", "--out=/proc/sde_edge_test/x.npz"], "--out /proc/sde_edge_test is not writable"),
+    (["eval-nll", "--workdir={run}", "--out=/proc/sde_edge_test"], "not writable"),
+    (["train", f"--config={TINY}", "--workdir=/proc/sde_edge_test"], "--workdir /proc/sde_edge_test is not writable"),
 ]
 
 
@@ -146,6 +151,18 @@ def test_user_errors_are_one_line_with_exit_status_2(tiny_run, tmp_path, args, n
     fill = {"tmp": tmp_path / "w", "file": tmp_path / "a_file", "run": tiny_run, "empty": tmp_path / "empty"}
     result = _sde_edge(*[arg.format(**fill) for arg in args])
     _assert_one_line_error(result, needle)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits (the /proc cases above cover read-only)")
+def test_a_read_only_workdir_is_refused_before_any_work(tiny_run, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = _sde_edge("sample", f"--workdir={tiny_run}", f"--out={locked / 'x.npz'}")
+        _assert_one_line_error(result, "not writable")
+    finally:
+        locked.chmod(0o700)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU")
