@@ -21,7 +21,7 @@ BUDGETS = [
     ("dpmpp_2m", 10, {}, "logsnr"),
     ("euler_maruyama", 500, {}, "uniform"),
     ("torchsde", 500, {"method": "euler"}, "uniform"),
-    ("torchsde", 500, {"method": "srk"}, "uniform"),
+    ("torchsde", 100, {"method": "srk"}, "uniform"),  # strong order 1.5, 20 NFE a step: 100 steps pass (p >= 0.5)
     ("pc", 250, {"n_corrector": 1}, "uniform"),
     ("ode", 1, {}, "uniform"),
     ("heun", 100, {}, "uniform"),
