@@ -38,6 +38,16 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
     assert len(rows) == 5 and all(float(r["fd"]) > 0 for r in rows)
     assert [(r["sampler"], r["steps"]) for r in rows][0] == ("ddpm", "6")  # the reference, run once
     assert set(json.loads((tmp_path / "cmp" / "nfe_to_match_ddpm.json").read_text())) == {"ddpm (uniform)", "ddim (uniform)"}
+    # the target from an existing eval-samples report instead of a run: ddim within 10% of a huge FD at once
+    report = tmp_path / "metrics.json"
+    report.write_text(json.dumps({"sampler": "ddpm", "steps": 500, "nfe": 500, "fd": 1e6, "n": 1000}))
+    command = command[:3] + ["--samplers=ddim", "--steps=2", f"--reference_report={report}", "--n=20",
+                             "--features=classifier", f"--out={tmp_path / 'cmp2'}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "cmp2" / "results.csv")
+    assert [(r["sampler"], r["steps"]) for r in rows] == [("ddpm", "500"), ("ddim", "2")] and "metrics.json" in rows[0]["note"]
+    assert json.loads((tmp_path / "cmp2" / "nfe_to_match_ddpm.json").read_text())["ddim (uniform)"] == 2
 
 
 def test_compare_samplers_needs_a_model():

@@ -31,6 +31,9 @@ _REFERENCE = flags.DEFINE_string("reference", None, "SAMPLER@STEPS (e.g. ddpm@50
                                  "target of nfe_to_match; default: ddpm at the largest --steps, among the settings.")
 _GRIDS = flags.DEFINE_list("grids", ["uniform"], "Time grids: uniform, power, logsnr, edm.")
 _N = flags.DEFINE_integer("n", 200, "Samples per setting.")
+_REFERENCE_REPORT = flags.DEFINE_string("reference_report", None, "Instead of running --reference: the metrics.json "
+                                        "of an eval-samples report of the same run (same features and split) whose "
+                                        "sampler and steps it records.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed (the same for every setting).")
 _METRIC = flags.DEFINE_string("metric", "fd", "--workdir: headline metric (fd, kid, precision, recall, swd_mean).")
 _FEATURES = flags.DEFINE_enum("features", "auto", ["auto", "inception", "classifier"], "--workdir: feature space.")
@@ -74,7 +77,17 @@ def main(argv):
     steps = [int(k) for k in _STEPS.value]
     reference_label, reference_steps = "ddpm", max(steps)
     rows = []
-    if _REFERENCE.value:
+    if _REFERENCE_REPORT.value:
+        report = json.loads(Path(_REFERENCE_REPORT.value).read_text())
+        missing = [k for k in ("sampler", "steps", "nfe", judge.primary) if k not in report]
+        if missing:
+            raise app.UsageError(f"--reference_report {_REFERENCE_REPORT.value} lacks {missing}")
+        reference_label, reference_steps = report["sampler"], int(report["steps"])
+        keep = ("fd", "fd_stderr", "kid", "precision", "recall", "swd_mean", "confident")
+        rows.append({"sampler": reference_label, "grid": "uniform", "steps": reference_steps, "tolerance": "",
+                     "nfe": report["nfe"], "seconds": "", **{k: report[k] for k in keep if k in report},
+                     "note": f"from {_REFERENCE_REPORT.value} (n = {report.get('n')})"})
+    elif _REFERENCE.value:
         reference_label, _, text = _REFERENCE.value.partition("@")
         if not text.isdigit():
             raise app.UsageError(f"--reference must read SAMPLER@STEPS, e.g. ddpm@500; got {_REFERENCE.value!r}")

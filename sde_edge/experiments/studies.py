@@ -69,7 +69,33 @@ def _metrics_row(metrics, **labels):
                 if k in metrics})
     for level, value in enumerate(metrics.get("swd", [])):
         row[f"swd_{level}"] = value
+    counts = metrics.get("class_counts", [])
+    for label, count in enumerate(counts):  # mode coverage: the classifier's label shares
+        row[f"class_{label}"] = count / max(1, sum(counts))
     return row
+
+
+def _class_names(dataset):
+    from sde_edge.shapes import CLASSES
+
+    return CLASSES if dataset == "shapes" else None
+
+
+def _class_share_table(summary, datasets, sampler):
+    """Markdown: the classifier's label shares of each model's samples (mode coverage), per dataset."""
+    lines = []
+    for dataset in datasets:
+        entries = [e for e in summary if e["dataset"] == dataset and e["sampler"] == sampler]
+        labels = sorted(int(k[6:]) for k in entries[0] if k.startswith("class_") and k[6:].isdigit()
+                        and np.isfinite(entries[0][k])) if entries else []
+        if not labels:
+            continue
+        names = _class_names(dataset) or [str(i) for i in labels]
+        lines += ["", f"Class shares of the samples, {dataset}, {sampler} (the data are balanced: {1 / len(labels):.3g} each):", "",
+                  "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(labels)]
+        lines += [f"| {e['model']} | " + " | ".join(pm(e[f"class_{i}"], e[f"class_{i}_se"], 2) for i in labels) + " |"
+                  for e in entries]
+    return lines
 
 
 def _save(fig, path):
@@ -106,7 +132,8 @@ def unconditional(root, out, quick):
             rows.append(_metrics_row(metrics, dataset=dataset, model=model, seed=seed, sampler=sampler))
     if not rows:
         raise Pending(pending[0])
-    summary = aggregate(rows, ("dataset", "model", "sampler"), METRICS + tuple(k for k in rows[0] if k.startswith("swd_")))
+    summary = aggregate(rows, ("dataset", "model", "sampler"),
+                        METRICS + tuple(k for k in rows[0] if k.startswith(("swd_", "class_"))))
     write_csv(rows, out / "per_seed.csv")
     write_csv(summary, out / "summary.csv")
     complete = [s for s in samplers if all(any(e["dataset"] == d and e["model"] == m and e["sampler"] == s
@@ -139,7 +166,8 @@ def unconditional(root, out, quick):
              f"ddpm at the full N = {budget.final.steps} steps and ddim at {budget.fast.steps}. Metrics against the "
              "test split in the dataset classifier's features; mean ± standard error over training seeds. The "
              "baselines `blur` (IHDM-style blurring) and `bluenoise` (BNDM-style) share network, data and budget.", "",
-             *table, "", f"![FD ({shown})](reproduction/unconditional/fd.png) "
+             *table, *_class_share_table(summary, datasets, shown), "",
+             f"![FD ({shown})](reproduction/unconditional/fd.png) "
              f"![SWD per band ({shown})](reproduction/unconditional/swd_per_level.png)"]
     if pending:
         lines += ["", f"Pending ({len(pending)} evaluations not run yet): " + "; ".join(pending[:6])
