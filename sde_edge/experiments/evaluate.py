@@ -81,6 +81,11 @@ def _low_resolution_l2(a, b, factor=4):
     return (pool(a, factor) - pool(b, factor)).flatten(1).norm(dim=1)
 
 
+def cache_path(spec, root, protocol, step=None):
+    """Where ``evaluate`` keeps its metrics (``.json``) and its sample grid (``.png``)."""
+    return Path(root) / "evals" / spec.key / _checkpoint(spec, root, step).stem / f"{protocol.slug}.json"
+
+
 def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     """The metrics of one checkpoint (default: the last) under ``protocol``; cached on disk."""
     from sde_edge.data import load_dataset
@@ -88,7 +93,7 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     from sde_edge.sampling.batched import sample_in_batches
 
     checkpoint = _checkpoint(spec, root, step)
-    cache = Path(root) / "evals" / spec.key / checkpoint.stem / f"{protocol.slug}.json"
+    cache = cache_path(spec, root, protocol, step)
     if cache.exists():
         return json.loads(cache.read_text())
     require_compute(f"{spec.key} {checkpoint.stem} {protocol.slug}")

@@ -102,7 +102,7 @@ def ablation_runs():
 
 def weighting_runs():
     return [RunSpec(f"digits-edge_ramp-{w}-s{s}", "digits_edge_ramp.py", s, {"training.weighting": w})
-            for w in ("paper", "likelihood") for s in WEIGHTING_SEEDS]
+            for s in WEIGHTING_SEEDS for w in ("paper", "likelihood")]  # both weightings of a seed together
 
 
 def all_runs():
