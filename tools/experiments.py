@@ -49,9 +49,13 @@ two, 'inconclusive' otherwise; 'pending' marks a study whose runs are not all do
 
 FOOTER = """## Details and what a GPU would settle
 
-* Budgets: each training run is 3,000 iterations (about 10 minutes on one CPU core); wall times
-  of each study are in `reproduction/timings.json`. Evaluations sample 1,000 images per model and
-  seed (SDEdit: the first 1,000 test images, or all 270 for digits).
+* Budgets: each training run is 3,000 iterations at batch 64 (10-26 minutes of wall time here,
+  with four to six single-threaded training and evaluation jobs sharing the two cores; about 7 on
+  an idle core). Final evaluations sample 1,000 images per model and seed (ddpm@500 and ddim@50),
+  per-checkpoint curves 500 (ddim@25); SDEdit edits the first 1,000 test images (all 270 for
+  digits). A study run start to end records its wall time in `reproduction/timings.json`; the
+  studies here ran as parallel training shards and evaluation lanes (`--train_only --shard`,
+  then `--cached`), and the issue notes give their times.
 * What stays inconclusive here is a question of scale: the paper trains 35M-parameter UNets for
   hundreds of epochs on 64-128 px photographs and measures Inception FID on 10k+ samples. The
   configs `configs/celeba64_edge.py`, `configs/afhq_cat128_edge.py` and their `*_ddpm.py` twins
