@@ -103,7 +103,7 @@ def main(argv):
     matches = nfe_to_match(rows, reference_label, reference_steps, judge.primary)
     (out / "nfe_to_match_ddpm.json").write_text(json.dumps(matches, indent=1))
     print(table)
-    print(f"NFE at which each sampler is within 10% of ddpm at {max(steps)} steps on {judge.primary}: {matches}")
+    print(f"NFE at which each sampler is within 10% of {reference_label}@{reference_steps} on {judge.primary}: {matches}")
     print(f"wrote {out}/results.csv, results.md, quality_vs_nfe.png, nfe_to_match_ddpm.json, samples_*.png")
     return 0
 
