@@ -55,7 +55,7 @@ FOOTER = """## Details and what a GPU would settle
   per-checkpoint curves 500 (ddim@25); SDEdit edits the first 1,000 test images (all 270 for
   digits). A study run start to end records its wall time in `reproduction/timings.json`; the
   studies here ran as parallel training shards and evaluation lanes (`--train_only --shard`,
-  then `--cached`), and the issue notes give their times.
+  then `--cached`): the table at the end sums what each used.
 * What stays inconclusive here is a question of scale: the paper trains 35M-parameter UNets for
   hundreds of epochs on 64-128 px photographs and measures Inception FID on 10k+ samples. The
   configs `configs/celeba64_edge.py`, `configs/afhq_cat128_edge.py` and their `*_ddpm.py` twins
@@ -68,7 +68,7 @@ def main(argv):
         raise app.UsageError("name one study (or 'all')")
     from sde_edge.devices import set_cpu_threads
     from sde_edge.experiments.evaluate import Pending, set_compute
-    from sde_edge.experiments.studies import STUDIES, write_pending
+    from sde_edge.experiments.studies import STUDIES, compute_used, write_pending
 
     set_cpu_threads(_THREADS.value)
     name, root, quick = argv[1], Path(_ROOT.value), _QUICK.value
@@ -96,11 +96,14 @@ def main(argv):
         for path in out.iterdir():
             if path.suffix in (".csv", ".json", ".png", ".md") and path.stat().st_size < 300_000:
                 shutil.copy2(path, published / path.name)
-        timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
         if not _CACHED.value:  # a cached report's time says nothing about the study
+            timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
             timings[study] = round(time.perf_counter() - started, 1)
-        timings_path.write_text(json.dumps(timings, indent=1))
-        assemble(report, artifacts, HEADER, FOOTER, order=list(STUDIES))
+            timings_path.write_text(json.dumps(timings, indent=1))
+        compute = "\n".join(["", "", "Wall time used so far on this machine, per study (trainings shared by several "
+                              "studies count under the first; jobs ran side by side, so these are not end-to-end times):",
+                              "", *compute_used(root, quick)])
+        assemble(report, artifacts, HEADER, FOOTER + compute, order=list(STUDIES))
         print(f"{study}: {time.perf_counter() - started:.0f} s; report {report}", flush=True)
     return 0
 

@@ -70,6 +70,23 @@ def ensure_trained(spec, root, quick=False, progress=True):
     return workdir
 
 
+def training_minutes(spec, root):
+    """Wall minutes a run has trained so far, from its metrics.csv (each logged interval's steps over
+    its steps_per_sec); 0 for a run not started."""
+    import csv
+
+    path = workdir_of(spec, root) / "metrics.csv"
+    if not path.exists():
+        return 0.0
+    seconds, previous = 0.0, 0
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("steps_per_sec") and float(row["steps_per_sec"]) > 0:
+                seconds += (int(row["step"]) - previous) / float(row["steps_per_sec"])
+                previous = int(row["step"])
+    return seconds / 60
+
+
 def milestone(quick):
     return QUICK_MILESTONE if quick else MILESTONE
 

@@ -13,7 +13,9 @@ import numpy as np
 from sde_edge.experiments.evaluate import Pending, Protocol, cache_path, evaluate, require_compute
 from sde_edge.experiments.report import aggregate, compare, pm, summary_table, write_study
 from sde_edge.experiments.runs import (ABLATION_SEEDS, BLUR_SIGMAS, CONSTANT_KAPPAS, SEEDS, T_PHIS, WEIGHTING_SEEDS,
-                                       RunSpec, ensure_trained, is_trained, milestone_steps)
+                                       RunSpec, ablation_runs, ensure_trained, frequency_runs, is_trained,
+                                       milestone_steps, training_minutes, unconditional_runs as all_unconditional_runs,
+                                       weighting_runs)
 from sde_edge.figures import plt
 from sde_edge.tables import write_csv
 
@@ -518,6 +520,39 @@ def weighting(root, out, quick):
                          f"(N steps) on the first {n_images} test images.", "", *table])
     write_study(out, section, claims, {"rows": rows, "summary": summary})
     return summary
+
+
+def compute_used(root, quick=False):
+    """Markdown: the wall time each study has used on this machine so far: its own trainings (from
+    their metrics.csv) and its cached evaluations (their recorded wall_seconds)."""
+    import json
+
+    budget = Budget.of(quick)
+    unconditional = all_unconditional_runs() + all_unconditional_runs(models=("blur", "bluenoise"))
+    keys = {name: {spec.key for spec in runs} for name, runs in
+            (("unconditional", unconditional), ("frequency", frequency_runs()), ("ablation", ablation_runs()),
+             ("weighting", weighting_runs()))}
+    evaluations = {name: [] for name in STUDIES}
+    for path in Path(root, "evals").glob("*/**/*.json"):
+        run, slug, record = path.relative_to(Path(root, "evals")).parts[0], path.stem, json.loads(path.read_text())
+        if "sdedit" in slug:
+            study = "sdedit"
+        elif run in keys["unconditional"]:
+            study = "convergence" if slug == budget.curve.slug else "unconditional"
+        else:
+            study = next((name for name in ("frequency", "ablation", "weighting") if run in keys[name]), None)
+        if study:
+            evaluations[study].append(record.get("wall_seconds"))
+    lines = ["| study | trainings on disk (all) | training wall (min) | evaluations | evaluation wall (min) |",
+             "|---|---|---|---|---|"]
+    for name in STUDIES:
+        runs = keys.get(name, set())
+        minutes = {key: training_minutes(RunSpec(key, "", 0), root) for key in runs}
+        timed = [t for t in evaluations[name] if t is not None]
+        lines.append(f"| {name} | {sum(m > 0 for m in minutes.values())} ({len(runs)}) | {sum(minutes.values()):.0f} | "
+                     f"{len(evaluations[name])} | {sum(timed) / 60:.0f}"
+                     + (f" ({len(timed)} timed)" if len(timed) < len(evaluations[name]) else "") + " |")
+    return lines
 
 
 def write_pending(name, out, missing):
