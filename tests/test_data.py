@@ -2,7 +2,6 @@
 ranges, and errors that name the path."""
 import subprocess
 import sys
-import time
 
 import ml_collections
 import numpy as np
@@ -64,16 +63,6 @@ def test_shapes_image_i_is_a_function_of_split_and_i_across_processes():
     assert f"{here.images[[0, 7, 1999]].sum().item()}" in outputs.pop()
     other = load_dataset(_data_config(dataset="shapes", image_size=12), "train")
     assert not torch.equal(other.images[:5], here.images[:5]), "the splits must differ"
-
-
-def test_shapes_load_fast():
-    from sde_edge.shapes import render, shape_parameters
-
-    started = time.perf_counter()
-    render(shape_parameters("train", 1), 16)
-    seconds = time.perf_counter() - started
-    print(f"20,000 shapes at 16x16 rendered in {seconds:.2f} s")
-    assert seconds < 60
 
 
 def test_blur_sigma_low_passes_every_image():
