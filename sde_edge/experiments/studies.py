@@ -260,7 +260,7 @@ def convergence(root, out, quick):
         e, d = (np.array(reached[m], dtype=float) for m in ("edge", "ddpm"))
         if np.isfinite(e).all() and np.isfinite(d).all():
             verdict, _, _ = compare(True, e.mean(), e.std(ddof=1) / math.sqrt(len(e)), d.mean(), d.std(ddof=1) / math.sqrt(len(d)))
-            ours = f"iteration to FD <= {level:.3g}: edge {pm(e.mean(), e.std(ddof=1) / math.sqrt(len(e)))}, DDPM {pm(d.mean(), d.std(ddof=1) / math.sqrt(len(d)))}"
+            ours = f"iteration to FD <= {level:.3g}: edge {pm(e.mean(), e.std(ddof=1) / math.sqrt(len(e)), 4)}, DDPM {pm(d.mean(), d.std(ddof=1) / math.sqrt(len(d)), 4)}"
         else:
             verdict, ours = "inconclusive", f"not every seed reached FD <= {level:.3g}: edge {reached['edge']}, DDPM {reached['ddpm']}"
         claims.append(_claim("(2) convergence", f"{dataset}, checkpoints every {milestone_steps_text(quick)}",
