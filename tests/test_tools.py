@@ -40,7 +40,9 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
     assert set(json.loads((tmp_path / "cmp" / "nfe_to_match_ddpm.json").read_text())) == {"ddpm (uniform)", "ddim (uniform)"}
     # the target from an existing eval-samples report instead of a run: ddim within 10% of a huge FD at once
     report = tmp_path / "metrics.json"
-    report.write_text(json.dumps({"sampler": "ddpm", "steps": 500, "nfe": 500, "fd": 1e6, "n": 1000}))
+    from sde_edge.metrics.features import ClassifierFeatures  # the label the comparison's classifier features carry
+    label = ClassifierFeatures("digits", 8, 1, progress=False).label
+    report.write_text(json.dumps({"sampler": "ddpm", "steps": 500, "nfe": 500, "fd": 1e6, "n": 1000, "features": label}))
     command = command[:3] + ["--samplers=ddim", "--steps=2", f"--reference_report={report}", "--n=20",
                              "--features=classifier", f"--out={tmp_path / 'cmp2'}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)

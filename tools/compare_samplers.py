@@ -78,10 +78,16 @@ def main(argv):
     reference_label, reference_steps = "ddpm", max(steps)
     rows = []
     if _REFERENCE_REPORT.value:
-        report = json.loads(Path(_REFERENCE_REPORT.value).read_text())
-        missing = [k for k in ("sampler", "steps", "nfe", judge.primary) if k not in report]
+        path = Path(_REFERENCE_REPORT.value)
+        if not path.is_file():
+            raise app.UsageError(f"--reference_report {path} is not a file (an eval-samples metrics.json)")
+        report = json.loads(path.read_text())
+        missing = [k for k in ("sampler", "steps", "nfe", "features", judge.primary) if k not in report]
         if missing:
-            raise app.UsageError(f"--reference_report {_REFERENCE_REPORT.value} lacks {missing}")
+            raise app.UsageError(f"--reference_report {path} lacks {missing}")
+        if report["features"] != judge.features.label:  # numbers of two feature spaces never compare
+            raise app.UsageError(f"--reference_report {path} was measured in {report['features']!r}, "
+                                 f"this comparison in {judge.features.label!r}")
         reference_label, reference_steps = report["sampler"], int(report["steps"])
         keep = ("fd", "fd_stderr", "kid", "precision", "recall", "swd_mean", "confident")
         rows.append({"sampler": reference_label, "grid": "uniform", "steps": reference_steps, "tolerance": "",
