@@ -81,6 +81,14 @@ def _low_resolution_l2(a, b, factor=4):
     return (pool(a, factor) - pool(b, factor)).flatten(1).norm(dim=1)
 
 
+def write_json_atomically(value, path):
+    """A killed process leaves the old file or none, never half of one (the caches are read back)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    tmp.replace(path)
+
+
 def cache_path(spec, root, protocol, step=None):
     """Where ``evaluate`` keeps its metrics (``.json``) and its sample grid (``.png``)."""
     return Path(root) / "evals" / spec.key / _checkpoint(spec, root, step).stem / f"{protocol.slug}.json"
@@ -124,7 +132,7 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     cache.parent.mkdir(parents=True, exist_ok=True)
     if protocol.t0 is None:
         save_grid(result.samples[:64], cache.with_suffix(".png"))
-    cache.write_text(json.dumps(metrics, indent=1))
+    write_json_atomically(metrics, cache)
     return metrics
 
 

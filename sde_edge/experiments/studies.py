@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sde_edge.experiments.evaluate import Pending, Protocol, cache_path, evaluate, require_compute
+from sde_edge.experiments.evaluate import (Pending, Protocol, cache_path, evaluate, require_compute,
+                                           write_json_atomically)
 from sde_edge.experiments.report import aggregate, compare, pm, summary_table, write_study
 from sde_edge.experiments.runs import (ABLATION_SEEDS, BLUR_SIGMAS, CONSTANT_KAPPAS, SEEDS, T_PHIS, WEIGHTING_SEEDS,
                                        RunSpec, ablation_runs, ensure_trained, frequency_runs, is_trained,
@@ -493,8 +494,8 @@ def weighting(root, out, quick):
                 images = evaluation_images(run.config, "test", n_images)
                 nll_rows, _ = evaluate_nll(run.model, run.sde, images, method="both", batch_size=64, progress=False,
                                            steps=None if not quick else 20)
-                cache.write_text(json.dumps({k: float(np.nanmean([r[k] for r in nll_rows]))
-                                             for k in ("ode_bpd", "vlb_bpd", "vlb_prior", "vlb_kl", "vlb_decoder")}))
+                write_json_atomically({k: float(np.nanmean([r[k] for r in nll_rows]))
+                                       for k in ("ode_bpd", "vlb_bpd", "vlb_prior", "vlb_kl", "vlb_decoder")}, cache)
             row.update(json.loads(cache.read_text()))
             rows.append(row)
     keys = ("fd", "ode_bpd", "vlb_bpd", "vlb_kl", "vlb_decoder")
