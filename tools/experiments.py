@@ -108,5 +108,15 @@ def main(argv):
     return 0
 
 
+def _main(argv):
+    from sde_edge.train import TrainingInterrupted
+
+    try:
+        return main(argv)
+    except TrainingInterrupted as interrupted:  # Ctrl-C / SIGTERM: checkpointed; the same command resumes
+        print(f"experiments: {interrupted}", file=sys.stderr)
+        return 128 + int(interrupted.signum)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    sys.exit(app.run(_main))
