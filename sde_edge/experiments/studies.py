@@ -16,7 +16,7 @@ from sde_edge.experiments.report import aggregate, compare, pm, summary_table, w
 from sde_edge.experiments.runs import (ABLATION_SEEDS, BLUR_SIGMAS, CONSTANT_KAPPAS, SEEDS, T_PHIS, WEIGHTING_SEEDS,
                                        RunSpec, ablation_runs, ensure_trained, frequency_runs, is_trained,
                                        milestone_steps, training_minutes, unconditional_runs as all_unconditional_runs,
-                                       weighting_runs)
+                                       weighting_runs, workdir_of)
 from sde_edge.figures import plt
 from sde_edge.tables import write_csv
 
@@ -482,22 +482,21 @@ def weighting(root, out, quick):
     protocol = Budget.of(quick).fast
     n_images = 16 if quick else 256
     rows = []
-    for name in ("paper", "likelihood"):
-        for seed in WEIGHTING_SEEDS:
-            spec = ensure_trained_spec(RunSpec(f"digits-edge_ramp-{name}-s{seed}", "digits_edge_ramp.py", seed,
-                                               {"training.weighting": name}), root, quick)
-            row = _metrics_row(evaluate(spec, root, protocol, quick=quick), weighting=name, seed=seed)
-            cache = Path(root) / "evals" / spec.key / f"bpd_n{n_images}.json"
-            if not cache.exists():
-                require_compute(f"{spec.key} bpd_n{n_images}")
-                run = load_run(Path(root) / "trainings" / spec.key)
-                images = evaluation_images(run.config, "test", n_images)
-                nll_rows, _ = evaluate_nll(run.model, run.sde, images, method="both", batch_size=64, progress=False,
-                                           steps=None if not quick else 20)
-                write_json_atomically({k: float(np.nanmean([r[k] for r in nll_rows]))
-                                       for k in ("ode_bpd", "vlb_bpd", "vlb_prior", "vlb_kl", "vlb_decoder")}, cache)
-            row.update(json.loads(cache.read_text()))
-            rows.append(row)
+    for spec in weighting_runs():  # the runs' keys and overrides live in one place (runs.py)
+        ensure_trained_spec(spec, root, quick)
+        name = spec.overrides["training.weighting"]
+        row = _metrics_row(evaluate(spec, root, protocol, quick=quick), weighting=name, seed=spec.seed)
+        cache = Path(root) / "evals" / spec.key / f"bpd_n{n_images}.json"
+        if not cache.exists():
+            require_compute(f"{spec.key} bpd_n{n_images}")
+            run = load_run(workdir_of(spec, root))
+            images = evaluation_images(run.config, "test", n_images)
+            nll_rows, _ = evaluate_nll(run.model, run.sde, images, method="both", batch_size=64, progress=False,
+                                       steps=None if not quick else 20)
+            write_json_atomically({k: float(np.nanmean([r[k] for r in nll_rows]))
+                                   for k in ("ode_bpd", "vlb_bpd", "vlb_prior", "vlb_kl", "vlb_decoder")}, cache)
+        row.update(json.loads(cache.read_text()))
+        rows.append(row)
     keys = ("fd", "ode_bpd", "vlb_bpd", "vlb_kl", "vlb_decoder")
     summary = aggregate(rows, ("weighting",), keys)
     write_csv(rows, out / "per_seed.csv")
