@@ -99,22 +99,50 @@ T_PHIS = (0.25, 0.75)  # 0.5 is the unconditional edge run
 CONSTANT_KAPPAS = (1e-3, 1e-1)
 
 
+def unconditional_run(dataset, model, seed):
+    return RunSpec(f"{dataset}-{model}-s{seed}", f"{dataset}_{model}.py", seed)
+
+
 def unconditional_runs(datasets=("digits", "shapes"), models=("edge", "ddpm"), seeds=SEEDS):
-    return [RunSpec(f"{d}-{m}-s{s}", f"{d}_{m}.py", s) for d in datasets for m in models for s in seeds]
+    return [unconditional_run(d, m, s) for d in datasets for m in models for s in seeds]
 
 
-def frequency_runs(models=("edge", "ddpm")):
-    return [RunSpec(f"shapes-{m}-blur{sigma:g}-s0", f"shapes_{m}.py", 0, {"data.blur_sigma": sigma})
-            for sigma in BLUR_SIGMAS for m in models]
+def frequency_run(dataset, model, blur_sigma, seed=0):
+    """The run on ``dataset`` blurred by ``blur_sigma`` pixels; the unblurred band is the unconditional run."""
+    if blur_sigma == 0:
+        return unconditional_run(dataset, model, seed)
+    return RunSpec(f"{dataset}-{model}-blur{blur_sigma:g}-s{seed}", f"{dataset}_{model}.py", seed,
+                   {"data.blur_sigma": blur_sigma})
 
 
-def ablation_runs():
-    runs = [RunSpec(f"shapes-edge-tphi{t:g}-s{s}", "shapes_edge.py", s, {"diffusion.t_phi": t})
-            for t in T_PHIS for s in ABLATION_SEEDS]
-    runs += [RunSpec(f"shapes-edge-kappa{k:g}-s{s}", "shapes_edge.py", s,
-                     {"diffusion.kappa_schedule": "constant", "diffusion.kappa_max": k})
-             for k in CONSTANT_KAPPAS for s in ABLATION_SEEDS]
-    return runs
+def frequency_runs(dataset="shapes", blur_sigmas=BLUR_SIGMAS, models=("edge", "ddpm")):
+    return [frequency_run(dataset, m, sigma) for sigma in blur_sigmas for m in models]
+
+
+PAPER_VARIANT = "t_phi 0.5, kappa linear (the paper)"
+
+
+def ablation_variants(t_phis=T_PHIS, kappas=CONSTANT_KAPPAS):
+    """label -> (key tag, overrides) of the edge model's ablated variants, the paper's settings first
+    (tag None: the unconditional edge run)."""
+    variants = {PAPER_VARIANT: (None, {})}
+    variants.update({f"t_phi {t:g}": (f"tphi{t:g}", {"diffusion.t_phi": t}) for t in t_phis})
+    variants.update({f"kappa constant {k:g}": (f"kappa{k:g}", {"diffusion.kappa_schedule": "constant",
+                                                                "diffusion.kappa_max": k}) for k in kappas})
+    return variants
+
+
+def ablation_run(dataset, variant, seed):
+    tag, overrides = variant
+    if tag is None:
+        return unconditional_run(dataset, "edge", seed)
+    return RunSpec(f"{dataset}-edge-{tag}-s{seed}", f"{dataset}_edge.py", seed, overrides)
+
+
+def ablation_runs(dataset="shapes", t_phis=T_PHIS, kappas=CONSTANT_KAPPAS, seeds=ABLATION_SEEDS):
+    """The ablation's own trainings (the paper's variant is an unconditional run)."""
+    variants = list(ablation_variants(t_phis, kappas).values())[1:]
+    return [ablation_run(dataset, variant, s) for variant in variants for s in seeds]
 
 
 def weighting_runs():

@@ -13,10 +13,11 @@ import numpy as np
 from sde_edge.experiments.evaluate import (Pending, Protocol, cache_path, evaluate, require_compute,
                                            write_json_atomically)
 from sde_edge.experiments.report import aggregate, compare, pm, summary_table, write_study
-from sde_edge.experiments.runs import (ABLATION_SEEDS, BLUR_SIGMAS, CONSTANT_KAPPAS, SEEDS, T_PHIS, WEIGHTING_SEEDS,
-                                       RunSpec, ablation_runs, ensure_trained, frequency_runs, is_trained,
-                                       milestone_steps, training_minutes, unconditional_runs as all_unconditional_runs,
-                                       weighting_runs, workdir_of)
+from sde_edge.experiments.runs import (ABLATION_SEEDS, BLUR_SIGMAS, CONSTANT_KAPPAS, PAPER_VARIANT, SEEDS, T_PHIS,
+                                       WEIGHTING_SEEDS, RunSpec, ablation_run, ablation_runs, ablation_variants,
+                                       ensure_trained, frequency_run, frequency_runs, is_trained, milestone_steps,
+                                       training_minutes, unconditional_run,
+                                       unconditional_runs as all_unconditional_runs, weighting_runs, workdir_of)
 from sde_edge.figures import plt
 from sde_edge.tables import write_csv
 
@@ -59,11 +60,6 @@ class Budget:
 
     def sdedit(self, t0, n):
         return Protocol("ddpm", self.sdedit_steps, min(n, self.sdedit_images), t0=t0)
-
-
-def _run(dataset, model, seed, overrides=None, key=None):
-    name = key or f"{dataset}-{model}-s{seed}"
-    return RunSpec(name, f"{dataset}_{model}.py", seed, overrides or {})
 
 
 def _metrics_row(metrics, **labels):
@@ -118,7 +114,7 @@ def unconditional_runs(budget, root, models=None):
     for dataset in budget.datasets:
         for model in models or budget.models:
             for seed in budget.seeds:
-                yield dataset, model, seed, ensure_trained_spec(_run(dataset, model, seed), root, budget.quick)
+                yield dataset, model, seed, ensure_trained_spec(unconditional_run(dataset, model, seed), root, budget.quick)
 
 
 # --- (1) unconditional ---------------------------------------------------------------------------------
@@ -296,9 +292,7 @@ def frequency(root, out, quick):
     rows = []
     for sigma in bands:
         for model in ("edge", "ddpm"):
-            spec = _run(dataset, model, 0) if sigma == 0 else _run(
-                dataset, model, 0, {"data.blur_sigma": sigma}, key=f"{dataset}-{model}-blur{sigma:g}-s0")
-            ensure_trained_spec(spec, root, quick)
+            spec = ensure_trained_spec(frequency_run(dataset, model, sigma), root, quick)
             for step in milestone_steps(spec, root, quick):
                 metrics = evaluate(spec, root, protocol, step=step, quick=quick)
                 rows.append(_metrics_row(metrics, band_sigma=sigma, model=model, iteration=step))
@@ -394,7 +388,7 @@ def sdedit_study(root, out, quick):
     examples = []  # rows source / guide / result of seed 0 at the paper's t0
     for dataset in datasets:
         for model in ("edge", "ddpm"):
-            spec = _run(dataset, model, budget.seeds[0])
+            spec = unconditional_run(dataset, model, budget.seeds[0])
             test_size = len(load_dataset(spec.build_config(quick).data, "test"))
             grid = cache_path(spec, root, budget.sdedit(0.5, test_size)).with_suffix(".png")
             if grid.exists():
@@ -428,16 +422,10 @@ def sdedit_study(root, out, quick):
 def ablation(root, out, quick):
     budget = Budget.of(quick)
     protocol, d = budget.fast, budget.band_dataset
-    variants = [("t_phi 0.5, kappa linear (the paper)", lambda s: _run(d, "edge", s))]
-    variants += [(f"t_phi {t:g}", lambda s, t=t: _run(d, "edge", s, {"diffusion.t_phi": t}, key=f"{d}-edge-tphi{t:g}-s{s}"))
-                 for t in budget.t_phis]
-    variants += [(f"kappa constant {k:g}", lambda s, k=k: _run(d, "edge", s, {"diffusion.kappa_schedule": "constant",
-                                                                                  "diffusion.kappa_max": k},
-                                                                key=f"{d}-edge-kappa{k:g}-s{s}")) for k in budget.kappas]
     rows = []
-    for label, make in variants:
+    for label, variant in ablation_variants(budget.t_phis, budget.kappas).items():
         for seed in ABLATION_SEEDS:
-            spec = ensure_trained_spec(make(seed), root, quick)
+            spec = ensure_trained_spec(ablation_run(d, variant, seed), root, quick)
             rows.append(_metrics_row(evaluate(spec, root, protocol, quick=quick), variant=label, seed=seed))
     summary = aggregate(rows, ("variant",), METRICS)
     write_csv(rows, out / "per_seed.csv")
@@ -450,7 +438,7 @@ def ablation(root, out, quick):
     ax.set_title(f"{d}, edge-preserving variants ({protocol.sampler}@{protocol.steps})", fontsize=9)
     _save(fig, out / "ablation.png")
     by = {s["variant"]: s for s in summary}
-    paper = by[variants[0][0]]
+    paper = by[PAPER_VARIANT]
     claims = []
     for others, name, text in (([f"t_phi {t:g}" for t in budget.t_phis], "(5a) transition point", "t_phi = 0.5 (50/50) works best"),
                                ([f"kappa constant {k:g}" for k in budget.kappas], "(5b) edge sensitivity",
