@@ -23,19 +23,37 @@ from sde_edge.sampling import SAMPLERS, sample
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A sampler and its options, written ``name`` or ``name:method`` (``torchsde:srk``)."""
+    """A sampler and its options, written ``name``, ``name:method`` (``torchsde:srk``) or with
+    keyword options ``name:key=value[:key=value...]`` (``edm:s_churn=10:s_noise=1.003``)."""
 
     name: str
     options: dict = field(default_factory=dict, hash=False)
 
     @classmethod
     def parse(cls, text):
-        name, _, method = text.partition(":")
-        return cls(name, {"method": method} if method else {})
+        name, *parts = text.split(":")
+        options = {}
+        for part in parts:
+            key, equals, value = part.partition("=")
+            if not equals:
+                key, value = "method", part
+            if not key or not value:
+                raise ValueError(f"sampler {text!r}: expected name, name:method or name:key=value[:key=value], "
+                                 f"got the option {part!r}")
+            options[key] = _number_or_text(value)
+        return cls(name, options)
 
     @property
     def label(self):
-        return ":".join([self.name, *map(str, self.options.values())])
+        return ":".join([self.name, *(str(v) if k == "method" else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in self.options.items())])
+
+
+def _number_or_text(value):
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def mode_statistics(samples, images, weights, radius=0.05):

@@ -83,3 +83,38 @@ def test_solver_order_measures_every_case(tmp_path):
     rows = read_csv(tmp_path / "order.csv")
     assert len(rows) == 3 * 2 * 3 and all(0 < float(r["error"]) < 2 for r in rows)
     assert (tmp_path / "order.png").exists()
+
+
+def test_sampler_specs_carry_keyword_options_to_the_sampler():
+    import pytest
+    import torch
+
+    from sde_edge.comparison import SamplerSpec, run_comparison
+    from sde_edge.config import default_diffusion
+    from sde_edge.oracle import MixtureOracle, rectangle_images
+    from sde_edge.processes import build_sde
+
+    churned = SamplerSpec.parse("edm:s_churn=10:s_noise=1.003")
+    assert churned.options == {"s_churn": 10.0, "s_noise": 1.003} and churned.label == "edm:s_churn=10:s_noise=1.003"
+    assert SamplerSpec.parse("torchsde:srk").options == {"method": "srk"}
+    with pytest.raises(ValueError, match="'s_churn='"):
+        SamplerSpec.parse("edm:s_churn=")
+    sde = build_sde(default_diffusion(tau="linear_ramp"))
+    images = rectangle_images(3)
+    oracle = MixtureOracle(images, (0.5, 0.3, 0.2), sde)
+    x_init = oracle.sample_marginal(1.0, 8, generator=torch.Generator().manual_seed(0))
+    specs = [SamplerSpec.parse(text) for text in ("heun", "edm:s_churn=0", "edm:s_churn=10")]
+
+    class Checksum:  # a judge that sees the samples themselves
+        primary = "checksum"
+
+        def __call__(self, samples):
+            return {"checksum": samples.double().sum().item()}
+
+    rows = run_comparison(oracle, sde, tuple(x_init.shape), specs, [4], Checksum(), x_init=x_init, progress=False)
+    assert [r["sampler"] for r in rows] == ["heun", "edm:s_churn=0", "edm:s_churn=10"]
+    assert rows[1]["checksum"] == rows[0]["checksum"]  # s_churn = 0 is heun: the option reached the sampler...
+    assert rows[2]["checksum"] != rows[0]["checksum"]  # ...and a churn changes the path
+    with pytest.raises(ValueError, match="s_chrun"):  # a misspelt option names itself and the sampler's options
+        run_comparison(oracle, sde, tuple(x_init.shape), [SamplerSpec.parse("edm:s_chrun=1")], [4], Checksum(),
+                       x_init=x_init, progress=False)

@@ -25,7 +25,7 @@ from sde_edge.tables import markdown_table, write_csv
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (its newest checkpoint, EMA weights).")
 _ORACLE = flags.DEFINE_bool("oracle", False, "Use the mixture oracle (3 edge-rich 8x8 images) instead of a checkpoint.")
 _TAU = flags.DEFINE_string("tau", "linear_ramp", "--oracle only: the transition function of the process.")
-_SAMPLERS = flags.DEFINE_list("samplers", ["ddpm", "ddim", "dpmpp_2m", "heun"], "Samplers, name or name:method.")
+_SAMPLERS = flags.DEFINE_list("samplers", ["ddpm", "ddim", "dpmpp_2m", "heun"], "Samplers: name, name:method (torchsde:srk) or name:key=value[:key=value] (edm:s_churn=10).")
 _STEPS = flags.DEFINE_list("steps", ["10", "25"], "Step counts.")
 _REFERENCE = flags.DEFINE_string("reference", None, "SAMPLER@STEPS (e.g. ddpm@500) run once on the uniform grid as the "
                                  "target of nfe_to_match; default: ddpm at the largest --steps, among the settings.")
