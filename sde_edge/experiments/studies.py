@@ -146,11 +146,18 @@ def unconditional(root, out, quick):
     for dataset in datasets:
         for sampler, protocol in zip(samplers, (budget.final, budget.fast)):
             setting = f"{dataset}, {sampler}, {protocol.n} samples"
-            entries = {s["model"]: s for s in summary if s["dataset"] == dataset and s["sampler"] == sampler}
-            if sampler not in complete:
+            # the claim needs edge and DDPM only, on the training seeds both have (all, or the first ones so far)
+            seeds = [seed for seed in budget.seeds if all(any(r["dataset"] == dataset and r["sampler"] == sampler
+                                                              and r["model"] == m and r["seed"] == seed for r in rows)
+                                                          for m in ("edge", "ddpm"))]
+            if len(seeds) < 2 or seeds != list(budget.seeds[:len(seeds)]):
                 claims.append(_claim("(1) unconditional FID", setting, "up to 30% lower FID than DDPM (Table 1)",
                                      "evaluations still running", "pending", "-"))
                 continue
+            if len(seeds) < len(budget.seeds):
+                setting += f" (seeds {', '.join(map(str, seeds))} of {len(budget.seeds)}; the rest pending)"
+            entries = {e["model"]: e for e in aggregate([r for r in rows if r["dataset"] == dataset and r["sampler"] == sampler
+                                                         and r["seed"] in seeds], ("model",), ("fd",))}
             edge, ddpm = entries["edge"], entries["ddpm"]
             verdict, _, _ = compare(True, edge["fd"], edge["fd_se"], ddpm["fd"], ddpm["fd_se"])
             lower = 100 * (ddpm["fd"] - edge["fd"]) / ddpm["fd"]
