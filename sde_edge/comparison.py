@@ -135,15 +135,25 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
     return rows
 
 
-def plot_quality_vs_nfe(rows, metric, path, title=""):
+def plot_quality_vs_nfe(rows, metric, path, title="", reference=None, tolerance=0.10):
     """``metric`` against NFE per sampler and grid, both axes logarithmic (one bad point does not
-    flatten the rest)."""
+    flatten the rest): one colour per sampler, one line style per grid. ``reference`` = (label,
+    value) draws the target as a line and its ``tolerance`` band (what ``nfe_to_match`` counts)."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    samplers = list(dict.fromkeys(row["sampler"] for row in rows))
+    grids = list(dict.fromkeys(row["grid"] for row in rows))
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (1, 3)), "v")]
     for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
         points = sorted((row["nfe"], row[metric]) for row in rows
                         if (row["sampler"], row["grid"]) == label and metric in row and row[metric] > 0)
         if points:
-            ax.plot(*zip(*points), marker="o", label=f"{label[0]} ({label[1]})")
+            line, marker = styles[grids.index(label[1]) % len(styles)]
+            ax.plot(*zip(*points), linestyle=line, marker=marker, color=f"C{samplers.index(label[0]) % 10}",
+                    label=f"{label[0]} ({label[1]})")
+    if reference is not None:
+        name, value = reference
+        ax.axhspan(value, value * (1 + tolerance), color="0.85", zorder=0, label=f"{name} (+{tolerance:.0%})")
+        ax.axhline(value, color="0.4", linewidth=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("NFE (network evaluations)")
@@ -157,13 +167,18 @@ def plot_quality_vs_nfe(rows, metric, path, title=""):
     return path
 
 
+def reference_value(rows, reference_label, reference_steps, metric):
+    """``metric`` of the reference sampler at ``reference_steps`` among ``rows`` (None if absent)."""
+    reference = [r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps and metric in r]
+    return reference[0][metric] if reference else None
+
+
 def nfe_to_match(rows, reference_label, reference_steps, metric, tolerance=0.10):
     """For each sampler and grid, the smallest NFE whose ``metric`` is within ``tolerance``
     (relative) of the reference sampler at ``reference_steps``, or None."""
-    reference = [r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps and metric in r]
-    if not reference:
+    target = reference_value(rows, reference_label, reference_steps, metric)
+    if target is None:
         return {}
-    target = reference[0][metric]
     matches = {}
     for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
         candidates = [r["nfe"] for r in rows if (r["sampler"], r["grid"]) == label and metric in r

@@ -19,7 +19,7 @@ import torch
 from absl import app, flags
 
 from sde_edge.comparison import (MetricsJudge, OracleJudge, SamplerSpec, nfe_to_match, plot_quality_vs_nfe,
-                                 run_comparison)
+                                 reference_value, run_comparison)
 from sde_edge.tables import markdown_table, write_csv
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (its newest checkpoint, EMA weights).")
@@ -105,7 +105,9 @@ def main(argv):
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
     (out / "results.md").write_text(table)
-    plot_quality_vs_nfe(rows, judge.primary, out / "quality_vs_nfe.png", title=f"{sde!r}")
+    target = reference_value(rows, reference_label, reference_steps, judge.primary)
+    plot_quality_vs_nfe(rows, judge.primary, out / "quality_vs_nfe.png", title=f"{sde!r}",
+                        reference=None if target is None else (f"{reference_label}@{reference_steps}", target))
     matches = nfe_to_match(rows, reference_label, reference_steps, judge.primary)
     (out / "nfe_to_match_ddpm.json").write_text(json.dumps(matches, indent=1))
     print(table)
