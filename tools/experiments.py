@@ -49,9 +49,10 @@ two, 'inconclusive' otherwise; 'pending' marks a study whose runs are not all do
 
 FOOTER = """## Details and what a GPU would settle
 
-* Budgets: each training run is 3,000 iterations at batch 64 (10-26 minutes of wall time here,
-  with four to six single-threaded training and evaluation jobs sharing the two cores; about 7 on
-  an idle core). Final evaluations sample 1,000 images per model and seed (ddpm@500 and ddim@50),
+* Budgets: each training run is 3,000 iterations at batch 64 (42 runs, 9-29 minutes of wall time
+  each here, median 16, with two to six single-threaded training and evaluation jobs sharing the
+  two cores; about 7 on an idle core). Final evaluations sample 1,000 images per model and seed
+  (ddpm@500: about 10 minutes on a shared core, 17-20 with five jobs; ddim@50: 2-3 minutes),
   per-checkpoint curves 500 (ddim@25); SDEdit edits the first 1,000 test images (all 270 for
   digits). A study run start to end records its wall time in `reproduction/timings.json`; the
   studies here ran as parallel training shards and evaluation lanes (`--train_only --shard`,
