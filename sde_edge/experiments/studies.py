@@ -505,7 +505,7 @@ def weighting(root, out, quick):
                      f"{pm(by['paper']['vlb_bpd'], by['paper']['vlb_bpd_se'])} (paper); ODE "
                      f"{pm(by['likelihood']['ode_bpd'], by['likelihood']['ode_bpd_se'])} vs {pm(by['paper']['ode_bpd'], by['paper']['ode_bpd_se'])}; "
                      f"FD {pm(by['likelihood']['fd'], by['likelihood']['fd_se'])} vs {pm(by['paper']['fd'], by['paper']['fd_se'])}",
-                     verdict, "(table)")]
+                     {"reproduced": "yes, the bound", "not reproduced": "no"}.get(verdict, verdict), "(table)")]
     table = summary_table(summary, [("weighting", "weighting")],
                           [("FD", "fd", 1), ("ODE bpd", "ode_bpd", 1), ("bound bpd", "vlb_bpd", 1), ("bound's KL", "vlb_kl", 1),
                            ("decoder", "vlb_decoder", 1)])
