@@ -14,7 +14,7 @@ from sde_edge.experiments.evaluate import (Pending, Protocol, cache_path, evalua
                                            write_json_atomically)
 from sde_edge.experiments.report import aggregate, compare, pm, summary_table, write_study
 from sde_edge.experiments.runs import (ABLATION_SEEDS, BLUR_SIGMAS, CONSTANT_KAPPAS, PAPER_VARIANT, SEEDS, T_PHIS,
-                                       WEIGHTING_SEEDS, RunSpec, ablation_run, ablation_runs, ablation_variants,
+                                       WEIGHTING_SEEDS, ablation_run, ablation_runs, ablation_variants,
                                        ensure_trained, frequency_run, frequency_runs, is_trained, milestone_steps,
                                        training_minutes, unconditional_run,
                                        unconditional_runs as all_unconditional_runs, weighting_runs, workdir_of)
@@ -538,9 +538,9 @@ def compute_used(root, quick=False):
 
     budget = Budget.of(quick)
     unconditional = all_unconditional_runs() + all_unconditional_runs(models=("blur", "bluenoise"))
-    keys = {name: {spec.key for spec in runs} for name, runs in
-            (("unconditional", unconditional), ("frequency", frequency_runs()), ("ablation", ablation_runs()),
-             ("weighting", weighting_runs()))}
+    runs_of = {"unconditional": unconditional, "frequency": frequency_runs(), "ablation": ablation_runs(),
+               "weighting": weighting_runs()}
+    keys = {name: {spec.key for spec in runs} for name, runs in runs_of.items()}
     evaluations = {name: [] for name in STUDIES}
     for path in Path(root, "evals").glob("*/**/*.json"):
         run, slug, record = path.relative_to(Path(root, "evals")).parts[0], path.stem, json.loads(path.read_text())
@@ -555,8 +555,8 @@ def compute_used(root, quick=False):
     lines = ["| study | trainings on disk (all) | training wall (min) | evaluations | evaluation wall (min) |",
              "|---|---|---|---|---|"]
     for name in STUDIES:
-        runs = keys.get(name, set())
-        minutes = {key: training_minutes(RunSpec(key, "", 0), root) for key in runs}
+        runs = runs_of.get(name, [])
+        minutes = {spec.key: training_minutes(spec, root) for spec in runs}
         timed = [t for t in evaluations[name] if t is not None]
         lines.append(f"| {name} | {sum(m > 0 for m in minutes.values())} ({len(runs)}) | {sum(minutes.values()):.0f} | "
                      f"{len(evaluations[name])} | {sum(timed) / 60:.0f}"
