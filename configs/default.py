@@ -20,6 +20,8 @@ def get_config():
     data.download = False  # mnist / cifar10 only
     data.skip_bad_images = False  # folder only: skip and count unreadable files
     data.blur_sigma = 0.0  # > 0: Gaussian-blur every image (pixels): the frequency study's low-passed data
+    data.random_flip = False  # horizontal flips, drawn per (seed, step) from the run's `flip` stream
+    data.validation_fraction = 0.0  # > 0: hold this share of the train split out as split 'val' (tuning)
 
     # num_steps 500, beta 1e-4..2e-2 per step, tau `linear`, t_phi 0.5, kappa 1e-4..1e-1,
     # per-image edge normalisation with replicate padding, the `matched` SDE, t_eps 1e-3.
@@ -27,7 +29,7 @@ def get_config():
 
     config.model = model = ml_collections.ConfigDict()
     model.name = "unet"
-    model.parameterization = "scaled_eps"  # scaled_eps | x0
+    model.parameterization = "scaled_eps"  # scaled_eps | x0 | eps (eps: x0-independent noise only)
     model.nf = 16
     model.ch_mult = (1, 2, 2)
     model.num_res_blocks = 1
@@ -40,7 +42,7 @@ def get_config():
     training.batch_size = 64  # the global batch: split evenly over torchrun ranks
     training.n_iters = 3000
     training.log_freq = 50
-    training.eval_freq = 250  # held-out loss on the test split (EMA weights); 0: never
+    training.eval_freq = 250  # held-out loss on the test split ('val' with a validation_fraction); 0: never
     training.snapshot_freq = 1000  # a sample grid PNG
     training.snapshot_samples = 36  # images in that grid (0: none)
     training.checkpoint_freq = 500  # steps between checkpoints ...

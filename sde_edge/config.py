@@ -119,7 +119,8 @@ def _data_rules(data):
     from sde_edge.data import DATASETS
 
     return {"dataset": _choice(DATASETS), "image_size": _integer(4), "num_channels": _choice((1, 3)),
-            "download": _BOOL, "skip_bad_images": _BOOL, "blur_sigma": _number(0)}
+            "download": _BOOL, "skip_bad_images": _BOOL, "blur_sigma": _number(0), "random_flip": _BOOL,
+            "validation_fraction": _number(0, 0.5, high_open=True)}
 
 
 MODEL_RULES = {
@@ -147,7 +148,7 @@ EVAL_RULES = {"batch_size": _integer(1), "num_samples": _integer(1)}
 ADDED_FIELDS = {
     "diffusion": dict(process="edge", basis="dct", blur_sigma_max=20.0, blur_min_scale=1e-3,
                       bluenoise_cutoff=0.25, bluenoise_floor=0.1),
-    "data": dict(blur_sigma=0.0),
+    "data": dict(blur_sigma=0.0, random_flip=False, validation_fraction=0.0),
     "training": dict(checkpoint_freq=500, checkpoint_minutes=1.0, keep_every=0, eval_freq=0,
                      max_skipped_steps=20, divergence_factor=100.0),
 }
@@ -188,6 +189,7 @@ def validate_config(config):
     _check(config.data, _data_rules(config.data), "data")
     validate_diffusion(config.diffusion)
     _check(config.model, MODEL_RULES, "model")
+    _check_parameterization(config)
     _check(config.training, TRAINING_RULES, "training")
     _check(config.optim, OPTIM_RULES, "optim")
     _check(config.sampling, {"method": _choice(tuple(sorted(SAMPLERS))), "steps": _integer(1), "grid": _choice(GRIDS),
@@ -200,6 +202,15 @@ def validate_config(config):
     if config.data.dataset == "folder" and not config.data.root:
         raise ValueError("data.root must name an image folder when data.dataset='folder'")
     return config
+
+
+def _check_parameterization(config):
+    """``eps`` needs a noise std that does not depend on x0 (sde_edge.score): not the edge-preserving process."""
+    d = config.diffusion
+    if config.model.parameterization == "eps" and d.get("process", "edge") == "edge" and d.tau != "isotropic":
+        raise ValueError(f"model.parameterization='eps' needs noise whose std does not depend on x0, but "
+                         f"diffusion.tau={d.tau!r} makes sigma(x0, t) per pixel, so eps_hat could not be read without "
+                         "x0 (circular); use 'scaled_eps' or 'x0', or diffusion.tau='isotropic'")
 
 
 def image_shape(config, n):

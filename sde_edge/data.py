@@ -13,6 +13,7 @@ Embedded sets and folders are split into train and test by one fixed permutation
 15% test): ``split_indices``. ``data.blur_sigma > 0`` blurs every image with a Gaussian of
 that standard deviation in pixels (the frequency study's low-passed datasets).
 """
+import copy
 import logging
 import warnings
 from functools import lru_cache
@@ -25,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 DATASETS = ("digits", "shapes", "lfw", "patches", "folder", "mnist", "cifar10")
 LABELLED = ("digits", "shapes", "mnist", "cifar10")
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")  # val: carved out of train by data.validation_fraction
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 _TEST_FRACTION = 0.15
 _PATCH_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
@@ -69,6 +70,10 @@ class ImageSet(torch.utils.data.Dataset):
         """The first n images (all if fewer), in the set's fixed order."""
         return self.batch(range(min(n, len(self))))
 
+    def subset(self, indices):
+        """The set restricted to ``indices`` (sorted), labels included."""
+        raise NotImplementedError
+
 
 class TensorImageSet(ImageSet):
     """An in-memory set: ``images`` (N, C, H, W) in [-1, 1] and optional ``labels`` (N,)."""
@@ -87,6 +92,19 @@ class TensorImageSet(ImageSet):
 
     def to(self, device):
         return TensorImageSet(self.images.to(device), self.labels)
+
+    def subset(self, indices):
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return TensorImageSet(self.images[indices], None if self.labels is None else self.labels[indices])
+
+
+def validation_indices(n, fraction, split):
+    """The fixed validation carve-out of a train split of n items (seed 1): the 'val' indices, or
+    the rest ('train'), sorted. Tuning reads 'val' and never the test split."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(1))
+    n_val = int(round(fraction * n))
+    chosen = order[:n_val] if split == "val" else order[n_val:]
+    return chosen.sort().values
 
 
 def _resize(images, size):
@@ -248,18 +266,35 @@ class ImageFolder(ImageSet):
     def __len__(self):
         return len(self.paths)
 
+    def subset(self, indices):
+        chosen = copy.copy(self)
+        chosen.paths = [self.paths[int(i)] for i in indices]
+        return chosen
+
     def __getitem__(self, index):
         image = load_image(self.paths[index], self.size, self.channels)
         return gaussian_blur(image[None], self.blur_sigma)[0] * 2.0 - 1.0
 
 
 def load_dataset(data_config, split="train"):
-    """The ``ImageSet`` of ``config.data`` and ``split``: in memory, or a lazy ``ImageFolder``."""
+    """The ``ImageSet`` of ``config.data`` and ``split``: in memory, or a lazy ``ImageFolder``. With
+    ``data.validation_fraction > 0`` 'train' loses a fixed share of its images to 'val'."""
     name, size, channels = data_config.dataset, data_config.image_size, data_config.num_channels
     if name not in DATASETS:
         raise ValueError(f"data.dataset must be one of {DATASETS}, got {name!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    fraction = float(data_config.get("validation_fraction", 0.0))
+    if split == "val" and fraction <= 0:
+        raise ValueError("split 'val' needs data.validation_fraction > 0 (the share of the train split held out)")
+    if split != "test" and fraction > 0:
+        train = _load_split(data_config, "train")
+        return train.subset(validation_indices(len(train), fraction, split))
+    return _load_split(data_config, split)
+
+
+def _load_split(data_config, split):
+    name, size, channels = data_config.dataset, data_config.image_size, data_config.num_channels
     blur = float(data_config.get("blur_sigma", 0.0))
     if name == "folder":
         return ImageFolder(data_config.root, size, channels, split, data_config.skip_bad_images, blur)

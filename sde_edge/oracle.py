@@ -18,11 +18,16 @@ from sde_edge.tensors import time_like
 
 
 def _network_output(sde, parameterization, x, t, x0_mean):
-    """What an ideal network outputs at (x, t): E[x0 | x_t] (``x0``) or x_t - U alpha U^T E[x0 | x_t]."""
+    """What an ideal network outputs at (x, t): E[x0 | x_t] (``x0``), n = x_t - U alpha U^T E[x0 | x_t]
+    (``scaled_eps``) or U (n_y / s(t)) (``eps``, for noise that does not depend on x0)."""
     if parameterization == "x0":
         return x0_mean
     t = time_like(t, x)
-    return x - sde.from_basis(sde.alpha(t, x) * sde.to_basis(x0_mean))
+    y = sde.to_basis(x)
+    noise = y - sde.alpha(t, x) * sde.to_basis(x0_mean)
+    if parameterization == "eps":
+        noise = noise / sde.noise_std(None, t, x)
+    return sde.from_basis(noise)
 
 
 class MixtureOracle:

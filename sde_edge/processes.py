@@ -31,6 +31,8 @@ class _SpectralSDE(SDE):
         self.basis = BASES[self.config.basis]
         self._cache = {}
 
+    noise_depends_on_data = False
+
     def noise_statistic(self, x0):
         return None
 

@@ -5,7 +5,11 @@ attribute ``parameterization``:
 
 * ``scaled_eps``: the output is n = x_t - alpha(t) x0 (sigma(x0, t) * eps for the edge process),
   so x0_hat = (x_t - n) / alpha(t);
-* ``x0``: the output is x0_hat, so n = x_t - alpha(t) x0_hat.
+* ``x0``: the output is x0_hat, so n = x_t - alpha(t) x0_hat;
+* ``eps``: the output is the unscaled noise eps_hat (DDPM's network), so n = s(t) eps_hat in the
+  process's basis. Defined only for processes whose noise std does not depend on x0 (isotropic
+  ``edge``, ``blur``, ``bluenoise``): for the edge-preserving process s = sigma(x0, t), and reading
+  x0_hat would need sigma(x0_hat, t) first, which is circular.
 
 Either way the score is -n / s(x0_hat, t)^2 per coordinate of the process's basis.
 ``Denoiser`` binds (model, sde) once, as k-diffusion's wrappers and EDM's preconditioning do:
@@ -13,7 +17,7 @@ samplers call ``denoiser(y, t)`` on basis coordinates and never see the network.
 """
 from sde_edge.tensors import time_like
 
-PARAMETERIZATIONS = ("scaled_eps", "x0")
+PARAMETERIZATIONS = ("scaled_eps", "x0", "eps")
 
 
 def parameterization_of(model):
@@ -49,6 +53,9 @@ class Denoiser:
     def __init__(self, model, sde):
         self.model, self.sde = model, sde
         self.parameterization = parameterization_of(model)
+        if self.parameterization == "eps" and sde.noise_depends_on_data:
+            raise ValueError(f"model.parameterization='eps' needs a noise std that does not depend on x0, but {sde!r} "
+                             "has sigma(x0, t); use 'scaled_eps' or 'x0'")
 
     def _output(self, y, t):
         x = self.sde.from_basis(y)
@@ -63,14 +70,18 @@ class Denoiser:
         output = self._output(y, t)
         if self.parameterization == "scaled_eps":
             return self.sde.to_basis(output)
+        if self.parameterization == "eps":
+            return self.sde.noise_std(None, t, y) * self.sde.to_basis(output)
         return y - self.sde.alpha(t, y) * self.sde.to_basis(output)
 
     def interpret(self, output, y, t):
         """A ``Denoised`` from a model output already computed at (y, t); t (B, 1, 1, 1)."""
         sde = self.sde
         alpha = sde.alpha(t, y)
-        if self.parameterization == "scaled_eps":
+        if self.parameterization in ("scaled_eps", "eps"):
             noise = sde.to_basis(output)
+            if self.parameterization == "eps":
+                noise = sde.noise_std(None, t, y) * noise
             x0 = (y - noise) / alpha
             image = sde.from_basis(x0)
         else:

@@ -39,6 +39,7 @@ class SDE(abc.ABC):
 
     basis = IDENTITY
     discontinuities = ()  # times at which s(x0, t) jumps: no continuous-time form there
+    noise_depends_on_data = True  # s depends on x0 (False: s(t) alone, so a network may predict unscaled eps)
 
     def __init__(self, config):
         self.config = validate_diffusion(config.copy_and_resolve_references())  # later edits must not leak in
@@ -194,6 +195,7 @@ class EdgePreservingSDE(SDE):
         self.kappa = EdgeSensitivity(c.kappa_schedule, c.kappa_min, c.kappa_max, c.t_phi)
         self.variant = c.variant
         self.isotropic = c.tau == "isotropic"
+        self.noise_depends_on_data = not self.isotropic
         if self.variant == "matched" and not self.tau_fn.is_continuous:
             self.discontinuities = (c.t_phi,)
         self._direct_table = _direct_table_for(self) if self.variant == "direct" and not self.isotropic else None

@@ -126,6 +126,14 @@ class BatchSource:
         return self.dataset.batch(indices).to(self.device)
 
 
+def random_flips(x0, seed, step, rank_slice, global_batch):
+    """Mirror each image of the global batch of ``step`` left-right with probability 1/2, drawn from
+    the ``flip`` stream at index ``step`` for the whole global batch and sliced per rank, so that a
+    resumed run and a torchrun run flip exactly the same images."""
+    flip = torch.rand(global_batch, generator=stream_generator(seed, "flip", step))[rank_slice] < 0.5
+    return torch.where(flip.to(x0.device)[:, None, None, None], x0.flip(-1), x0)
+
+
 def _rank_slice(ctx, batch_size):
     if batch_size % ctx.world_size:
         raise ValueError(f"training.batch_size={batch_size} must be divisible by the {ctx.world_size} torchrun processes")
@@ -212,7 +220,7 @@ def _caught_signals():
 
 class Trainer:
     def __init__(self, config, workdir, *, accept_config_changes=False, restart=False, progress=True):
-        self.config = validate_config(config)
+        self.config = validate_config(upgrade_config(config))
         self.workdir = Path(workdir)
         self.checkpoint_dir = self.workdir / "checkpoints"
         self.progress = progress
@@ -334,6 +342,8 @@ class Trainer:
         c = self.config
         indices = self.source.indices(self.step)
         x0 = self.source.fetch(indices[self.rank_slice])
+        if c.data.random_flip:
+            x0 = random_flips(x0, c.seed, self.step, self.rank_slice, len(indices))
         t, importance, eps = draw_noise(self.loss, c.seed, "step_noise", self.step, (len(indices),) + tuple(x0.shape[1:]),
                                         self.ctx.device)
         s = self.rank_slice
@@ -359,9 +369,11 @@ class Trainer:
 
     # --- held-out loss -------------------------------------------------------------------------
     def _heldout_batch(self):
-        """A fixed batch of the test split with fixed t and eps: a low-variance, comparable held-out loss."""
+        """A fixed batch of the test split (of 'val' when the run holds one out, so that tuning never reads
+        the test split) with fixed t and eps: a low-variance, comparable held-out loss."""
         c = self.config
-        x0 = load_dataset(c.data, "test").first(c.eval.batch_size).to(self.ctx.device)
+        split = "val" if c.data.validation_fraction > 0 else "test"
+        x0 = load_dataset(c.data, split).first(c.eval.batch_size).to(self.ctx.device)
         t, importance, eps = draw_noise(self.loss, c.seed, "heldout", 0, tuple(x0.shape), self.ctx.device)
         return x0, t, importance, eps
 

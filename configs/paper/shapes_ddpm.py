@@ -1,0 +1,14 @@
+"""The paper's DDPM baseline (D) on 16x16 `shapes`: isotropic noise, the network predicts the
+*unscaled* noise eps and is trained with the plain DDPM loss sum_pixels (eps_hat - eps)^2
+(``eps`` + the ``variance`` weighting), with the same recipe as the paper's edge model."""
+from pathlib import Path
+
+from sde_edge.config import load_config
+
+
+def get_config():
+    config = load_config(Path(__file__).with_name("shapes_edge.py"))
+    config.diffusion.tau = "isotropic"
+    config.model.parameterization = "eps"
+    config.training.weighting = "variance"
+    return config
