@@ -122,6 +122,11 @@ def _process_alive(pid):
     return True
 
 
+def checkpoint_path(directory, step):
+    """Where the checkpoint of ``step`` lives in ``directory`` (the one naming rule)."""
+    return Path(directory) / f"checkpoint_{step:08d}.pt"
+
+
 def checkpoint_step(path):
     return int(_NAME.match(Path(path).name).group(1))
 
@@ -139,7 +144,7 @@ def save_checkpoint(directory, step, state, keep=3, keep_every=0):
     """Write ``checkpoint_<step>.pt`` with its digest, then rotate (see the module docstring)."""
     if not isinstance(keep, int) or keep < 1:
         raise ValueError(f"training.keep_checkpoints must be an integer >= 1, got {keep!r}")
-    path = Path(directory) / f"checkpoint_{step:08d}.pt"
+    path = checkpoint_path(directory, step)
     atomic_save({**state, CHECKSUM_KEY: payload_digest(state)}, path)
     older = [p for p in checkpoint_paths(directory) if checkpoint_step(p) <= step]
     for old in older[:-keep]:

@@ -17,6 +17,16 @@ def to_unit_range(x):
     return ((x + 1) / 2).clamp(0, 1)
 
 
+def save_figure(fig, path, dpi=110):
+    """Lay out, write and close a matplotlib figure (every figure of the package ends here); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def save_grid(images, path, nrow=None):
     """Save images in [-1, 1] of shape (B, C, H, W) as one PNG grid; returns the path."""
     path = Path(path)

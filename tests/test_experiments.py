@@ -1,6 +1,7 @@
 """tools/experiments.py: every study's --quick version runs end to end and writes its CSV,
 figure and report section; a second run reuses the trainings and evaluations."""
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -9,9 +10,14 @@ import pytest
 
 from helpers import ROOT
 
-STUDIES = ("unconditional", "convergence", "frequency", "sdedit", "ablation", "weighting")
-FIGURES = {"unconditional": "fd.png", "convergence": "convergence.png", "frequency": "heatmap.png",
-           "sdedit": "fd_vs_t0.png", "ablation": "ablation.png", "weighting": None}
+STUDIES = ("comparison", "unconditional", "convergence", "frequency", "sdedit", "ablation", "weighting")
+FIGURES = {"comparison": "fd.png", "unconditional": "fd.png", "convergence": "convergence.png",
+           "frequency": "heatmap.png", "sdedit": "fd_vs_t0.png", "ablation": "ablation.png", "weighting": None}
+VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+ANSWERS = {"weighting": ("yes, the bound", "no"),  # studies that answer a question of their own
+           "comparison": ("edge noise better", "isotropic noise better", "DDPM loss better", "edge loss better",
+                          "variance weighting better", "paper weighting better", "cosine better", "linear (E) better",
+                          "per-image map better", "batch map (E) better")}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +39,7 @@ def test_every_study_writes_its_csv_figure_and_section(quick_run, study):
     published = root / "reproduction" / study
     assert (published / "section.md").read_text().startswith("## ")
     claims = json.loads((published / "claims.json").read_text())
-    verdicts = ("reproduced", "not reproduced", "inconclusive") + (("yes, the bound", "no") if study == "weighting" else ())
-    assert claims and all(c["verdict"] in verdicts for c in claims)  # weighting answers our own question
+    assert claims and all(c["verdict"] in VERDICTS + ANSWERS.get(study, ()) for c in claims), claims
     report = (root / "REPRODUCTION.md").read_text()
     assert (published / "section.md").read_text().splitlines()[0] in report
 
@@ -72,3 +77,52 @@ def test_cached_report_of_finished_runs_gives_the_same_claims(quick_run):
     _experiments("all", "--quick", "--cached", f"--root={root}")
     for study in STUDIES:
         assert json.loads((root / "reproduction" / study / "claims.json").read_text()) == computed[study], study
+
+
+def test_list_prints_every_registered_study_with_a_line_each():
+    listed = _experiments("--list").stdout.splitlines()
+    assert [line.split()[0] for line in listed] == list(STUDIES)
+    assert all(len(line.split()) > 3 for line in listed)
+
+
+def test_comparison_marks_an_arm_pending_until_all_its_seeds_are_done(quick_run, tmp_path):
+    root, _ = quick_run
+    partial = tmp_path / "partial"
+    shutil.copytree(root / "trainings", partial / "trainings")
+    shutil.copytree(root / "evals", partial / "evals")
+    for folder in ("trainings", "evals"):  # the second seed of E-var not done yet
+        shutil.rmtree(partial / folder / "cmp-digits8-E-var-s1")
+    _experiments("comparison", "--quick", "--cached", f"--root={partial}")
+    claims = {c["claim"]: c for c in json.loads((partial / "reproduction" / "comparison" / "claims.json").read_text())}
+    weighting = next(c for name, c in claims.items() if name.startswith("(1c)"))
+    assert weighting["verdict"] == "pending" and "1 and 2 of 2 seeds" in weighting["ours"]
+    assert all(c["verdict"] != "pending" for name, c in claims.items() if not name.startswith("(1c)"))
+    assert "| E-var | 1 of 2 (pending) |" in (partial / "reproduction" / "comparison" / "section.md").read_text()
+
+
+TOY_STUDY = r"""
+from sde_edge.experiments.registry import Study, claim_row, register
+from sde_edge.experiments.studies.common import write_section
+
+
+@register
+class Toy(Study):
+    name = "toy"
+    title = "A toy study"
+    claims = ("(9) toy claim",)
+    summary = "a study registered from outside the package"
+
+    def run(self, root, out, quick):
+        rows = [claim_row("(9) toy claim", "nowhere", "-", "42", "inconclusive", "-")]
+        write_section(out, "## A toy study\n\nThe answer is $answer.", {"answer": 42}, rows, {})
+"""
+
+
+def test_a_study_registered_outside_the_package_is_listed_run_and_reported(tmp_path):
+    plugin = tmp_path / "toy_study.py"
+    plugin.write_text(TOY_STUDY)
+    listed = _experiments("--list", f"--plugin={plugin}").stdout
+    assert "toy" in listed and "registered from outside the package" in listed
+    _experiments("toy", f"--plugin={plugin}", "--quick", f"--root={tmp_path / 'root'}")
+    report = (tmp_path / "root" / "REPRODUCTION.md").read_text()
+    assert "The answer is 42." in report and "| (9) toy claim | nowhere |" in report

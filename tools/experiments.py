@@ -1,13 +1,15 @@
 """The paper's experiments at CPU scale: train what is missing, evaluate, write the report.
 
+    python tools/experiments.py --list               # the registered studies, a line each
     python tools/experiments.py unconditional        # one study: resumable, trainings reused
     python tools/experiments.py all                  # every study in turn
-    python tools/experiments.py all --train_only --shard 0/2   # train every run, half of them
+    python tools/experiments.py comparison --train_only --shard 0/2   # train a study's runs, half of them
     python tools/experiments.py sdedit --quick --root /tmp/x    # the tests' tiny version
     python tools/experiments.py all --cached         # the report from what is on disk so far
+    python tools/experiments.py mine --plugin my_study.py       # a study registered outside the package
 
-Studies: unconditional, convergence, frequency, sdedit, ablation, weighting
-(``sde_edge.experiments.studies``). Trainings go to --root/trainings/<run>/, cached evaluations
+Studies are registered in ``sde_edge.experiments.registry`` (one module each under
+``sde_edge/experiments/studies/``). Trainings go to --root/trainings/<run>/, cached evaluations
 to --root/evals/, each study's CSV / JSON / figures to --root/<study>/; the study's small
 artifacts are copied to reproduction/<study>/ beside --report (default
 paper_appendix/REPRODUCTION.md; with --quick, --root/REPRODUCTION.md), whose claims table and
@@ -21,13 +23,21 @@ from pathlib import Path
 
 from absl import app, flags
 
+from sde_edge.devices import set_cpu_threads
+from sde_edge.experiments.compute import compute_used
+from sde_edge.experiments.evaluate import Pending, set_compute
+from sde_edge.experiments.registry import STUDIES, claim_order, load_plugin
 from sde_edge.experiments.report import assemble
-from sde_edge.experiments.runs import all_runs, ensure_trained
+from sde_edge.experiments.runs import ensure_trained
+import sde_edge.experiments.studies  # noqa: F401 (registers every study)
+from sde_edge.train import TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 _ROOT = flags.DEFINE_string("root", "runs/experiments", "Where trainings, evaluations and study outputs go.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs (8x8, 20 steps, few samples): every study end to end in seconds.")
-_TRAIN_ONLY = flags.DEFINE_bool("train_only", False, "Only train (every run with 'all').")
+_TRAIN_ONLY = flags.DEFINE_bool("train_only", False, "Only train the study's runs (every study's with 'all').")
+_LIST = flags.DEFINE_bool("list", False, "Print the registered studies, a line each, and exit.")
+_PLUGIN = flags.DEFINE_multi_string("plugin", [], "A Python file that registers studies of its own (repeatable).")
 _SHARD = flags.DEFINE_string("shard", "0/1", "With --train_only: train runs i, i+n, i+2n, ... (i/n; parallel workers).")
 _REPORT = flags.DEFINE_string("report", None, "The report to rebuild (default: see above).")
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads for torch (default: all cores).")
@@ -65,33 +75,37 @@ FOOTER = """## Details and what a GPU would settle
 
 
 def main(argv):
+    for plugin in _PLUGIN.value:
+        load_plugin(plugin)
+    if _LIST.value:
+        width = max(map(len, STUDIES))
+        print("\n".join(f"{name:<{width}}  {study.summary}" for name, study in STUDIES.items()))
+        return 0
     if len(argv) != 2:
-        raise app.UsageError("name one study (or 'all')")
-    from sde_edge.devices import set_cpu_threads
-    from sde_edge.experiments.evaluate import Pending, set_compute
-    from sde_edge.experiments.studies import STUDIES, compute_used, write_pending
-
+        raise app.UsageError("name one study (or 'all'); --list shows them")
     set_cpu_threads(_THREADS.value)
     name, root, quick = argv[1], Path(_ROOT.value), _QUICK.value
     if name != "all" and name not in STUDIES:
-        raise app.UsageError(f"unknown study {name!r}; choose from {sorted(STUDIES)} or 'all'")
+        raise app.UsageError(f"unknown study {name!r}; choose from {list(STUDIES)} or 'all'")
+    chosen = list(STUDIES) if name == "all" else [name]
     if _TRAIN_ONLY.value:
         index, count = (int(v) for v in _SHARD.value.split("/"))
-        for spec in all_runs()[index::count]:
+        specs = list({spec.key: spec for study in chosen for spec in STUDIES[study].runs(quick)}.values())
+        for spec in specs[index::count]:
             ensure_trained(spec, root, quick=quick, progress=False)
         return 0
     report = Path(_REPORT.value) if _REPORT.value else (root / "REPRODUCTION.md" if quick else ROOT / "paper_appendix" / "REPRODUCTION.md")
     artifacts = report.parent / "reproduction"
     timings_path = artifacts / "timings.json"
-    for study in (STUDIES if name == "all" else [name]):
+    for study in chosen:
         started = time.perf_counter()
         out = root / study
         out.mkdir(parents=True, exist_ok=True)
         set_compute(not _CACHED.value)
         try:
-            STUDIES[study](root, out, quick)
+            STUDIES[study].run(root, out, quick)
         except Pending as missing:
-            write_pending(study, out, missing)
+            STUDIES[study].write_pending(out, missing)
         published = artifacts / study
         published.mkdir(parents=True, exist_ok=True)
         for path in out.iterdir():
@@ -104,14 +118,12 @@ def main(argv):
         compute = "\n".join(["", "", "Wall time used so far on this machine, per study (trainings shared by several "
                               "studies count under the first; jobs ran side by side, so these are not end-to-end times):",
                               "", *compute_used(root, quick)])
-        assemble(report, artifacts, HEADER, FOOTER + compute, order=list(STUDIES))
+        assemble(report, artifacts, HEADER, FOOTER + compute, order=list(STUDIES), claim_order=claim_order())
         print(f"{study}: {time.perf_counter() - started:.0f} s; report {report}", flush=True)
     return 0
 
 
 def _main(argv):
-    from sde_edge.train import TrainingInterrupted
-
     try:
         return main(argv)
     except TrainingInterrupted as interrupted:  # Ctrl-C / SIGTERM: checkpointed; the same command resumes

@@ -27,7 +27,7 @@ def main():
     import sys
 
     from sde_edge.commands.common import open_run
-    from sde_edge.evaluation import evaluate_nll, evaluation_images, write_report
+    from sde_edge.nll_report import evaluate_nll, evaluation_images, write_report
 
     out = _OUT.value or f"{_WORKDIR.value}/eval_nll_{_SPLIT.value}"
     run, device, out = open_run(_WORKDIR.value, _DEVICE.value, out, out_is_folder=True)

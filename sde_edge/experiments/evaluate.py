@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sde_edge.checkpoint import checkpoint_path, checkpoint_paths
 from sde_edge.config import image_shape
+from sde_edge.data import load_dataset
+from sde_edge.processes import build_sde
+from sde_edge.restore import load_run
+from sde_edge.sampling.batched import sample_in_batches
+from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
 from sde_edge.experiments.runs import workdir_of
 from sde_edge.figures import save_grid
 from sde_edge.metrics.features import ClassifierFeatures
@@ -42,26 +48,36 @@ def require_compute(what):
 
 @dataclass(frozen=True)
 class Protocol:
+    """How a checkpoint is evaluated. ``split`` is the reference ('val' for tuning), ``ema`` False reads
+    the raw weights, and ``diffusion`` replaces fields of the run's process for sampling only
+    (((field, value), ...): a model trained with one transition function sampled with another)."""
+
     sampler: str
     steps: int
     n: int
     seed: int = 0
     t0: float = None  # SDEdit's hijack time (None: unconditional sampling)
+    split: str = "test"
+    ema: bool = True
+    diffusion: tuple = ()
 
     @property
     def slug(self):
         text = f"{self.sampler}{self.steps}_n{self.n}_seed{self.seed}"
-        return text + (f"_sdedit{self.t0:g}" if self.t0 is not None else "")
+        text += f"_sdedit{self.t0:g}" if self.t0 is not None else ""
+        text += "".join(f"_{key}-{value}" for key, value in self.diffusion)
+        return text + ("" if self.split == "test" else f"_{self.split}") + ("" if self.ema else "_raw")
 
 
 def _checkpoint(spec, root, step):
+    """The checkpoint of ``step``; by default the newest one on disk."""
     folder = workdir_of(spec, root) / "checkpoints"
     if step is None:
-        paths = sorted(folder.glob("checkpoint_*.pt"))
+        paths = checkpoint_paths(folder)
         if not paths:
             raise FileNotFoundError(f"run {spec.key} has no checkpoint in {folder}: train it first")
         return paths[-1]
-    return folder / f"checkpoint_{step:08d}.pt"
+    return checkpoint_path(folder, step)
 
 
 _FEATURES = {}
@@ -96,18 +112,18 @@ def cache_path(spec, root, protocol, step=None):
 
 def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     """The metrics of one checkpoint (default: the last) under ``protocol``; cached on disk."""
-    from sde_edge.data import load_dataset
-    from sde_edge.restore import load_run
-    from sde_edge.sampling.batched import sample_in_batches
-
     checkpoint = _checkpoint(spec, root, step)
     cache = cache_path(spec, root, protocol, step)
     if cache.exists():
         return json.loads(cache.read_text())
     require_compute(f"{spec.key} {checkpoint.stem} {protocol.slug}")
     started = time.perf_counter()
-    run = load_run(checkpoint)
-    test = load_dataset(run.config.data, "test")
+    run = load_run(checkpoint, use_ema=protocol.ema)
+    if protocol.diffusion:
+        with run.config.diffusion.unlocked():
+            run.config.diffusion.update(dict(protocol.diffusion))
+        run.sde = build_sde(run.config.diffusion)
+    test = load_dataset(run.config.data, protocol.split)
     features = features_for(run.config)
     if protocol.t0 is None:
         reference = test.first(len(test))
@@ -115,8 +131,6 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
                                    steps=protocol.steps, seed=protocol.seed, batch_size=250, progress=progress)
         extra = {}
     else:
-        from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
-
         sources = test.first(protocol.n)
         reference = test.first(len(test))
         guides = stroke_paintings(sources, default_strokes(run.config.data.num_channels), seed=protocol.seed)

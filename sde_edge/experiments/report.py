@@ -71,19 +71,16 @@ def write_study(folder, section, claims, results):
     (folder / "results.json").write_text(json.dumps(results, indent=1, default=float))
 
 
-CLAIM_ORDER = ("(1) unconditional FID", "(2) convergence", "(3) low-to-mid frequencies", "(4) stroke-guided SDEdit",
-               "(5a) transition point", "(5b) edge sensitivity", "weighting")
-
-
-def assemble(report_path, artifacts, header, footer, order):
-    """REPRODUCTION.md = header + the claims table + each study's section (in ``order``) + footer."""
+def assemble(report_path, artifacts, header, footer, order, claim_order=()):
+    """REPRODUCTION.md = header + the claims table (rows in ``claim_order``, matched by prefix) + each
+    study's section (in ``order``) + footer."""
     artifacts = Path(artifacts)
     claims, sections = [], []
     for folder in (artifacts / study for study in order):
         if (folder / "claims.json").exists():
             claims += json.loads((folder / "claims.json").read_text())
             sections.append((folder / "section.md").read_text())
-    claims.sort(key=lambda c: (next((i for i, k in enumerate(CLAIM_ORDER) if c["claim"].startswith(k)), 99), c["claim"]))
+    claims.sort(key=lambda c: next((i for i, k in enumerate(claim_order) if c["claim"].startswith(k)), len(claim_order)))
     table = ["| claim | setting | the paper | ours (mean ± s.e. over training seeds) | verdict | figure |",
              "|---|---|---|---|---|---|"]
     table += [f"| {c['claim']} | {c['setting']} | {c['paper']} | {c['ours']} | **{c['verdict']}** | {c['figure']} |"

@@ -93,7 +93,6 @@ def milestone(quick):
 
 # --- the runs of every study ------------------------------------------------------------------
 SEEDS = (0, 1, 2)
-ABLATION_SEEDS = WEIGHTING_SEEDS = (0, 1)
 BLUR_SIGMAS = (0.5, 1.0, 2.0)  # pixels; the unblurred band reuses the unconditional runs
 T_PHIS = (0.25, 0.75)  # 0.5 is the unconditional edge run
 CONSTANT_KAPPAS = (1e-3, 1e-1)
@@ -105,52 +104,3 @@ def unconditional_run(dataset, model, seed):
 
 def unconditional_runs(datasets=("digits", "shapes"), models=("edge", "ddpm"), seeds=SEEDS):
     return [unconditional_run(d, m, s) for d in datasets for m in models for s in seeds]
-
-
-def frequency_run(dataset, model, blur_sigma, seed=0):
-    """The run on ``dataset`` blurred by ``blur_sigma`` pixels; the unblurred band is the unconditional run."""
-    if blur_sigma == 0:
-        return unconditional_run(dataset, model, seed)
-    return RunSpec(f"{dataset}-{model}-blur{blur_sigma:g}-s{seed}", f"{dataset}_{model}.py", seed,
-                   {"data.blur_sigma": blur_sigma})
-
-
-def frequency_runs(dataset="shapes", blur_sigmas=BLUR_SIGMAS, models=("edge", "ddpm")):
-    return [frequency_run(dataset, m, sigma) for sigma in blur_sigmas for m in models]
-
-
-PAPER_VARIANT = "t_phi 0.5, kappa linear (the paper)"
-
-
-def ablation_variants(t_phis=T_PHIS, kappas=CONSTANT_KAPPAS):
-    """label -> (key tag, overrides) of the edge model's ablated variants, the paper's settings first
-    (tag None: the unconditional edge run)."""
-    variants = {PAPER_VARIANT: (None, {})}
-    variants.update({f"t_phi {t:g}": (f"tphi{t:g}", {"diffusion.t_phi": t}) for t in t_phis})
-    variants.update({f"kappa constant {k:g}": (f"kappa{k:g}", {"diffusion.kappa_schedule": "constant",
-                                                                "diffusion.kappa_max": k}) for k in kappas})
-    return variants
-
-
-def ablation_run(dataset, variant, seed):
-    tag, overrides = variant
-    if tag is None:
-        return unconditional_run(dataset, "edge", seed)
-    return RunSpec(f"{dataset}-edge-{tag}-s{seed}", f"{dataset}_edge.py", seed, overrides)
-
-
-def ablation_runs(dataset="shapes", t_phis=T_PHIS, kappas=CONSTANT_KAPPAS, seeds=ABLATION_SEEDS):
-    """The ablation's own trainings (the paper's variant is an unconditional run)."""
-    variants = list(ablation_variants(t_phis, kappas).values())[1:]
-    return [ablation_run(dataset, variant, s) for variant in variants for s in seeds]
-
-
-def weighting_runs():
-    return [RunSpec(f"digits-edge_ramp-{w}-s{s}", "digits_edge_ramp.py", s, {"training.weighting": w})
-            for s in WEIGHTING_SEEDS for w in ("paper", "likelihood")]  # both weightings of a seed together
-
-
-def all_runs():
-    """Every training run, in the order they are worth having."""
-    return (unconditional_runs() + unconditional_runs(models=("blur", "bluenoise")) + frequency_runs()
-            + weighting_runs() + ablation_runs())

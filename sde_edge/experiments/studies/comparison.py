@@ -1,0 +1,146 @@
+"""Claim 1 as the paper ran it, and taken apart: the paper's edge model (E) against the paper's DDPM
+(D: unscaled eps, the DDPM loss), with D-sigma (isotropic noise, the edge loss), E-var (edge noise,
+the variance weighting) and the released code's variants of E; digits and 32 px as further settings.
+The recipe (learning rate, clipping, EMA) comes from a sweep judged on a validation split."""
+import math
+
+import numpy as np
+
+from sde_edge.experiments.evaluate import Pending, evaluate
+from sde_edge.experiments.registry import Study, claim_row, register
+from sde_edge.experiments.report import aggregate, compare, pm
+from sde_edge.experiments.runs import is_trained, training_minutes
+from sde_edge.experiments.studies import comparison_runs as cr
+from sde_edge.experiments.studies.common import bar_figure, ensure_trained_spec, lines, metrics_row, write_section
+from sde_edge.experiments.studies.comparison_text import CLAIMS, DECOMPOSITION, TEMPLATE, arm_table, sweep_table
+from sde_edge.tables import write_csv
+
+
+def _settings(quick):
+    return cr.QUICK_SETTINGS if quick else cr.SETTINGS
+
+
+@register
+class Comparison(Study):
+    name = "comparison"
+    title = "The paper's comparison: edge against the paper's DDPM, and what makes the difference (claim 1)"
+    claims = tuple(CLAIMS)
+    summary = "E vs the paper's DDPM (eps, DDPM loss) and the decomposition (D-sigma, E-var, released variants); 5 seeds"
+
+    def runs(self, quick=False):
+        """In the budget's order: the E/D sweep and E and D seed by seed; then, arm by arm, the sweep and
+        the seeds of D-sigma, E-var and the released variants; then the other settings."""
+        main, *others = _settings(quick)
+
+        def sweep(arm):
+            return [cr.sweep_run(main, arm, lr, clip) for lr, clip in cr.sweep_grid(quick)] if arm in cr.SWEEP_ARMS else []
+
+        runs = sweep("E") + sweep("D") + [cr.run_of(main, a, s) for s in main.seeds for a in ("E", "D")]
+        for arm in main.arms[2:]:
+            runs += sweep(arm) + [cr.run_of(main, arm, s) for s in main.seeds]
+        return runs + [cr.run_of(setting, a, s) for setting in others for s in setting.seeds for a in setting.arms]
+
+    def run(self, root, out, quick):
+        sweep = self._sweep(root, quick)
+        rows, pending = [], []
+        for setting in _settings(quick):
+            for arm in setting.arms:
+                for seed in setting.seeds:
+                    spec = cr.run_of(setting, arm, seed)
+                    try:
+                        rows += self._evaluate(spec, setting, cr.ARMS[arm], seed, root, quick)
+                    except Pending as missing:
+                        pending.append(str(missing))
+        if not rows:
+            raise Pending(pending[0] if pending else "no comparison run is trained yet")
+        write_csv(rows, out / "per_seed.csv")
+        write_csv(sweep, out / "sweep.csv")
+        summary = [self._summarise(rows, setting, arm, root, quick) for setting in _settings(quick) for arm in setting.arms]
+        summary = [s for s in summary if s is not None]
+        write_csv(summary, out / "summary.csv")
+        final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
+        shown = [s for s in summary if s["sampler"] == final] or summary
+        bar_figure(shown, shown[0]["sampler"], "fd", out / "fd.png", "FD per arm (classifier features)", label_key="arm")
+        claims = self._claims(summary, rows, final, quick)
+        values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
+                      sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
+                      n=cr.protocols(quick)[0].n)
+        write_section(out, TEMPLATE, values, claims, {"rows": rows, "summary": summary, "sweep": sweep,
+                                                       "pending": pending}, pending)
+        return summary
+
+    def _sweep(self, root, quick):
+        """FD on the validation split of every sweep run (EMA and raw weights); trains what is missing."""
+        rows = []
+        setting = _settings(quick)[0]
+        for arm in cr.SWEEP_ARMS:
+            for lr, clip in cr.sweep_grid(quick):
+                spec = cr.sweep_run(setting, arm, lr, clip)
+                try:
+                    ensure_trained_spec(spec, root, quick)
+                    for protocol in cr.sweep_protocols(quick):
+                        metrics = evaluate(spec, root, protocol, quick=quick)
+                        rows.append({"arm": arm, "lr": lr, "clip": clip, "ema": protocol.ema, "fd_val": metrics["fd"],
+                                     "fd_val_stderr": metrics["fd_stderr"]})
+                except Pending:
+                    rows.append({"arm": arm, "lr": lr, "clip": clip, "ema": None, "fd_val": math.nan,
+                                 "fd_val_stderr": math.nan})
+        return rows
+
+    @staticmethod
+    def _evaluate(spec, setting, arm, seed, root, quick):
+        ensure_trained_spec(spec, root, quick)
+        rows = []
+        for protocol in cr.protocols(quick):
+            metrics = evaluate(spec, root, cr.with_sampling(protocol, arm), quick=quick)
+            rows.append(metrics_row(metrics, setting=setting.name, arm=arm.label, seed=seed,
+                                    sampler=f"{protocol.sampler}@{protocol.steps}"))
+        median, clipped = cr.gradient_statistics(spec, root)
+        for row in rows:
+            row.update(grad_norm_median=median, clipped_share=clipped, train_minutes=training_minutes(spec, root))
+        return rows
+
+    @staticmethod
+    def _summarise(rows, setting, arm, root, quick):
+        """One entry per (setting, arm, sampler) of the final sampler, with the seed spread; pending
+        (seeds < all) is marked and kept out of the verdicts."""
+        mine = [r for r in rows if r["setting"] == setting.name and r["arm"] == arm]
+        if not mine:
+            return None
+        final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
+        entries = aggregate(mine, ("setting", "arm", "sampler"), ("fd", "grad_norm_median", "clipped_share", "train_minutes"))
+        entry = next((e for e in entries if e["sampler"] == final), entries[0])
+        fds = [r["fd"] for r in mine if r["sampler"] == entry["sampler"]]
+        entry.update(fd_min=min(fds), fd_max=max(fds), complete=entry["seeds"] == len(setting.seeds),
+                     seeds_of=len(setting.seeds), trained=sum(is_trained(cr.run_of(setting, arm, s), root, quick)
+                                                              for s in setting.seeds))
+        for other in entries:
+            if other is not entry:
+                entry[f"fd_{other['sampler']}"], entry[f"fd_{other['sampler']}_se"] = other["fd"], other["fd_se"]
+        return entry
+
+    @staticmethod
+    def _claims(summary, rows, final, quick):
+        by = {(s["setting"], s["arm"]): s for s in summary}
+        names = [setting.name for setting in _settings(quick)]
+        claims = []
+        for name, (index, ours, baseline, answers) in DECOMPOSITION.items():
+            if index >= len(names):  # a setting the quick budget leaves out
+                continue
+            setting = names[index]
+            a, b = by.get((setting, ours)), by.get((setting, baseline))
+            label = f"{setting}, {final}, {ours} vs {baseline}"
+            if not (a and b and a["complete"] and b["complete"]):
+                done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {(a or b or {}).get('seeds_of', '?')} seeds"
+                claims.append(claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated)", "pending", "-"))
+                continue
+            verdict, _, _ = compare(True, a["fd"], a["fd_se"], b["fd"], b["fd_se"])
+            paired = [r["fd"] - q["fd"] for r in rows for q in rows if r["setting"] == q["setting"] == setting
+                      and r["sampler"] == q["sampler"] == final and r["arm"] == ours and q["arm"] == baseline
+                      and r["seed"] == q["seed"]]
+            paired_se = np.std(paired, ddof=1) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
+            text = (f"FD {ours} {pm(a['fd'], a['fd_se'])} vs {baseline} {pm(b['fd'], b['fd_se'])}; paired difference "
+                    f"{pm(float(np.mean(paired)), paired_se)} over {len(paired)} seeds")
+            claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
+                                    "[fd.png](reproduction/comparison/fd.png)"))
+        return claims

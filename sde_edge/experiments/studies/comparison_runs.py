@@ -1,0 +1,126 @@
+"""The runs of the study ``comparison``: its arms (configs/paper/ plus a few overrides), its settings
+(dataset, resolution, seeds, iterations) and the recipe sweep on the validation split."""
+import csv
+import statistics
+from dataclasses import dataclass
+
+from sde_edge.experiments.evaluate import Protocol
+from sde_edge.experiments.runs import RunSpec, workdir_of
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One model of the comparison: ``configs/paper/<dataset>_<config>.py`` with ``overrides``;
+    ``sampling`` replaces diffusion fields for sampling only (the released code samples with
+    another transition function than it trains with)."""
+
+    label: str
+    config: str
+    description: str
+    overrides: tuple = ()
+    sampling: tuple = ()
+
+
+ARMS = {arm.label: arm for arm in (
+    Arm("E", "edge", "the paper's edge model (scaled noise, the paper's loss)"),
+    Arm("D", "ddpm", "the paper's DDPM (unscaled eps, the DDPM loss)"),
+    Arm("D-sigma", "isotropic_edge_loss", "isotropic noise with the edge model's loss"),
+    Arm("E-var", "edge", "edge noise with the variance weighting (the DDPM loss's per-pixel analogue)",
+        (("training.weighting", "variance"),)),
+    Arm("E-cosine", "edge", "trained with tau cosine (released train.py), sampled with tau linear (released sample.py)",
+        (("diffusion.tau", "cosine"),), (("tau", "linear"),)),
+    Arm("E-image-edge", "edge", "today's edge map: per-image maximum, replicate padding",
+        (("diffusion.edge_norm", "image"), ("diffusion.edge_padding", "replicate"))),
+)}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Where the arms are compared: a dataset at a resolution, with its seeds and training length."""
+
+    dataset: str
+    size: int
+    arms: tuple
+    seeds: tuple
+    n_iters: int
+    overrides: tuple = ()  # e.g. the network for 32 px
+
+    @property
+    def name(self):
+        return f"{self.dataset}{self.size}"
+
+
+NET_32PX = (("data.image_size", 32), ("model.nf", 32), ("model.ch_mult", (1, 2, 2, 2)), ("model.attn_resolutions", (8,)))
+SETTINGS = (
+    Setting("shapes", 16, tuple(ARMS), (0, 1, 2, 3, 4), 10_000),
+    Setting("digits", 16, ("E", "D"), (0, 1, 2, 3, 4), 3_000),
+    Setting("shapes", 32, ("E", "D"), (0, 1, 2), 10_000, NET_32PX),
+)
+QUICK_SETTINGS = (Setting("digits", 8, tuple(ARMS), (0, 1), 20),)
+MILESTONES = 2_500  # checkpoints kept for the convergence curve
+
+# the recipe sweep: judged on a validation split carved from the train split, never the test split
+SWEEP_LRS = (5e-4, 2e-3)
+SWEEP_CLIPS = (0.0, 1.0)  # 0: no clipping (the released code)
+SWEEP_ITERS = 2_500
+VALIDATION_FRACTION = 0.1
+SWEEP_ARMS = ("E", "D", "D-sigma", "E-var")
+
+
+def protocols(quick):
+    """(final, secondary...) protocols: the paper's sampler at the full N decides."""
+    if quick:
+        return Protocol("ddpm", 10, 32), Protocol("ddim", 5, 32), Protocol("dpmpp_2m", 5, 32)
+    return Protocol("ddpm", 500, 1000), Protocol("ddim", 50, 1000), Protocol("dpmpp_2m", 10, 1000)
+
+
+def curve_protocol(quick):
+    return Protocol("ddim", 5, 32) if quick else Protocol("ddim", 50, 500)
+
+
+def sweep_protocols(quick):
+    """FD on the validation split, of the EMA and of the raw weights (EMA or not is part of the sweep)."""
+    n, steps = (32, 5) if quick else (500, 50)
+    return Protocol("ddim", steps, n, split="val"), Protocol("ddim", steps, n, split="val", ema=False)
+
+
+def with_sampling(protocol, arm):
+    return Protocol(**{**protocol.__dict__, "diffusion": arm.sampling}) if arm.sampling else protocol
+
+
+def run_of(setting, arm, seed):
+    """The training run of an arm in a setting."""
+    arm = ARMS[arm] if isinstance(arm, str) else arm
+    overrides = {**dict(arm.overrides), **dict(setting.overrides), "training.n_iters": setting.n_iters,
+                 "training.keep_every": MILESTONES, "training.checkpoint_freq": MILESTONES}
+    if setting.size != 16:
+        overrides["data.image_size"] = setting.size
+    return RunSpec(f"cmp-{setting.name}-{arm.label}-s{seed}", f"paper/{setting.dataset}_{arm.config}.py", seed, overrides)
+
+
+def sweep_run(setting, arm, lr, clip, seed=0):
+    """A sweep run: the arm at one (lr, clip), shorter, trained on the train split less the validation share."""
+    spec = run_of(setting, arm, seed)
+    overrides = {**spec.overrides, "optim.lr": lr, "optim.grad_clip": clip, "training.n_iters": SWEEP_ITERS,
+                 "data.validation_fraction": VALIDATION_FRACTION}
+    return RunSpec(f"sweep-{setting.name}-{arm}-lr{lr:g}-clip{clip:g}-s{seed}", spec.config, seed, overrides)
+
+
+def sweep_grid(quick):
+    lrs, clips = (SWEEP_LRS[:1], SWEEP_CLIPS) if quick else (SWEEP_LRS, SWEEP_CLIPS)
+    return [(lr, clip) for lr in lrs for clip in clips]
+
+
+def gradient_statistics(spec, root):
+    """(median gradient norm, share of logged steps whose norm exceeded the clip) from metrics.csv
+    (the norm before clipping, sampled every ``training.log_freq`` steps); NaNs for a run not started."""
+    path = workdir_of(spec, root) / "metrics.csv"
+    if not path.exists():
+        return float("nan"), float("nan")
+    with open(path, newline="") as handle:
+        norms = [float(r["grad_norm"]) for r in csv.DictReader(handle) if r.get("grad_norm")]
+    clip = float(spec.overrides.get("optim.grad_clip", spec.build_config().optim.grad_clip))
+    if not norms:
+        return float("nan"), float("nan")
+    share = sum(n > clip for n in norms) / len(norms) if clip > 0 else 0.0
+    return statistics.median(norms), share

@@ -1,0 +1,95 @@
+"""The words of the study ``comparison``: its claims, which arms each compares, the section's
+template and its two tables."""
+from sde_edge.experiments.report import pm
+
+PAPER_1 = "up to 30% lower FID than DDPM (Table 1)"
+NOT_A_CLAIM = "(decomposition, not a paper claim)"
+CLAIMS = {
+    "(1) unconditional FID, the paper's comparison (E vs D)": PAPER_1,
+    "(1) unconditional FID, the paper's comparison on digits": PAPER_1,
+    "(1) unconditional FID, the paper's comparison at 32 px": PAPER_1,
+    "(1a) noise shape at equal loss (E vs D-sigma)": NOT_A_CLAIM,
+    "(1b) loss weighting at isotropic noise (D vs D-sigma)": NOT_A_CLAIM,
+    "(1c) weighting inside the edge process (E-var vs E)": NOT_A_CLAIM,
+    "(1d) released code: tau cosine in training (E-cosine vs E)": NOT_A_CLAIM,
+    "(1d) released code: today's edge map (E-image-edge vs E)": NOT_A_CLAIM,
+}
+# claim -> (setting index in SETTINGS, arm, baseline, verdict -> answer): "reproduced" means the arm
+# has the lower FD by more than two combined standard errors.
+DECOMPOSITION = dict(zip(CLAIMS, (
+    (0, "E", "D", {}),
+    (1, "E", "D", {}),
+    (2, "E", "D", {}),
+    (0, "E", "D-sigma", {"reproduced": "edge noise better", "not reproduced": "isotropic noise better"}),
+    (0, "D", "D-sigma", {"reproduced": "DDPM loss better", "not reproduced": "edge loss better"}),
+    (0, "E-var", "E", {"reproduced": "variance weighting better", "not reproduced": "paper weighting better"}),
+    (0, "E-cosine", "E", {"reproduced": "cosine better", "not reproduced": "linear (E) better"}),
+    (0, "E-image-edge", "E", {"reproduced": "per-image map better", "not reproduced": "batch map (E) better"}),
+)))
+
+TEMPLATE = """
+## The paper's comparison, and what makes the difference (claim 1)
+
+The earlier comparison (the study `unconditional`) changed only the noise: its DDPM is the edge
+process with isotropic noise, still predicting the scaled noise b(t) eps with the edge model's
+loss. The paper's DDPM predicts the unscaled eps and is trained with the plain DDPM loss
+sum (eps_hat - eps)^2, which weights small t about 1 / b(t)^2 times more. Here both models are
+trained as the released code trains them (`configs/paper/`: discrete t, random flips, dropout 0.1,
+the released edge map), and the comparison is taken apart:
+
+$arms
+
+E vs D is the paper's claim; E vs D-sigma isolates the noise shape at equal loss, D vs D-sigma the
+loss weighting at equal noise, E-var vs E the weighting inside the edge process. Verdicts only from
+the paper's sampler, $final with $n samples per training seed (ddim@50 and dpmpp_2m@10 as
+secondary columns), FD in the dataset classifier's features against the test split; the same
+training seeds for every arm (paired: the same data order and noise streams). An arm counts once
+all its seeds are evaluated.
+
+### The recipe sweep
+
+Learning rate and gradient clipping (none, as in the released code, or 1.0), and EMA (0.999) or
+the raw weights, judged by FD (ddim@50, 500 samples) against a validation split of 10% carved out
+of the train split (the test split is never read), one training seed, 2,500 iterations, the same
+grid for every arm. The configs in `configs/paper/` carry each arm's best.
+
+$sweep
+
+### Arms
+
+$table
+
+![FD per arm](reproduction/comparison/fd.png)
+"""
+
+
+def sweep_best(sweep, arm):
+    """The arm's sweep row with the lowest validation FD (None while any of its runs is pending)."""
+    mine = [r for r in sweep if r["arm"] == arm]
+    if not mine or any(r["ema"] is None for r in mine):
+        return None
+    return min(mine, key=lambda r: r["fd_val"])
+
+
+def sweep_table(sweep):
+    lines = ["| arm | lr | clip | weights | FD on val |", "|---|---|---|---|---|"]
+    best = [sweep_best(sweep, arm) for arm in dict.fromkeys(r["arm"] for r in sweep)]
+    for r in sweep:
+        weights = {True: "EMA", False: "raw", None: "pending"}[r["ema"]]
+        fd = pm(r["fd_val"], r["fd_val_stderr"])
+        lines.append(f"| {r['arm']} | {r['lr']:g} | {r['clip'] or 'none'} | {weights} | "
+                     + (f"**{fd}** (best) |" if any(r is b for b in best) else f"{fd} |"))
+    return lines
+
+
+def arm_table(summary):
+    lines = ["| setting | arm | seeds | FD | seed range | ddim@50 | dpmpp_2m@10 | median grad norm | clipped | min / run |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        others = [pm(v, s.get(f"{k}_se")) for k, v in s.items() if k.startswith("fd_") and "@" in k and not k.endswith("_se")]
+        others = (others + ["-", "-"])[:2]
+        seeds = f"{s['seeds']} of {s['seeds_of']}" + ("" if s["complete"] else " (pending)")
+        lines.append(f"| {s['setting']} | {s['arm']} | {seeds} | {pm(s['fd'], s['fd_se'])} | "
+                     f"{s['fd_min']:.3g}-{s['fd_max']:.3g} | {others[0]} | {others[1]} | "
+                     f"{s['grad_norm_median']:.3g} | {s['clipped_share']:.0%} | {s['train_minutes']:.0f} |")
+    return lines
