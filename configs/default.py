@@ -37,6 +37,7 @@ def get_config():
     model.dropout = 0.0
     model.num_groups = 8
     model.ema_rate = 0.999
+    model.channels_last = False  # NHWC memory: pays on tensor-core GPUs, not on this CPU
 
     config.training = training = ml_collections.ConfigDict()
     training.batch_size = 64  # the global batch: split evenly over torchrun ranks
@@ -54,6 +55,9 @@ def get_config():
     training.weighting = "paper"  # paper | variance | likelihood
     training.time_sampling = "continuous"  # continuous | discrete
     training.reduce_mean = False  # False: sum over pixels (the public code)
+    training.precision = "fp32"  # fp32 | bf16 | fp16: autocast for the network only (fp16 with a loss scaler)
+    training.compile = False  # torch.compile the network (pays on a GPU; minutes of compiling first)
+    training.compile_backend = "inductor"  # inductor | cudagraphs | aot_eager | eager
 
     config.optim = optim = ml_collections.ConfigDict()
     optim.lr = 2e-3
@@ -62,6 +66,7 @@ def get_config():
     optim.weight_decay = 0.0
     optim.warmup = 200
     optim.grad_clip = 1.0
+    optim.fused = False  # Adam's fused kernel (one launch for all tensors on a GPU)
 
     config.sampling = sampling = ml_collections.ConfigDict()
     sampling.method = "ddpm"

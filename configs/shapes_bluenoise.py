@@ -1,4 +1,6 @@
-"""Blue-to-white noise (the BNDM baseline) on 16x16 grey `shapes`: digits_bluenoise.py's process on shapes_edge.py's data."""
+"""Blue-to-white noise (the BNDM baseline) on 16x16 grey `shapes`: digits_bluenoise.py's process on
+shapes_edge.py's data."""
+
 from pathlib import Path
 
 from sde_edge.config import load_config

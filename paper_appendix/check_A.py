@@ -4,8 +4,8 @@
 """
 import sys
 
-import numpy as np
 import torch
+from _report import report  # paper_appendix/ is on sys.path when run as a script
 from scipy.integrate import solve_ivp
 
 from sde_edge.config import default_diffusion
@@ -14,7 +14,6 @@ from sde_edge.reverse import ReverseProcess
 from sde_edge.schedules import TRANSITIONS
 from sde_edge.score import Denoiser
 from sde_edge.sde import EdgePreservingSDE
-from _report import report  # paper_appendix/ is on sys.path when run as a script
 
 torch.set_default_dtype(torch.float64)
 CONTINUOUS = [name for name in TRANSITIONS if name != "linear"]
@@ -29,7 +28,9 @@ def claim_1_matched_g_squared(sde):
     expected = rate + sde.schedule.beta(t) * sde.noise_std(EDGES, t, EDGES) ** 2
     # the kink of linear_ramp at t_phi makes a central difference there one-sided-wrong
     away = (t - sde.tau_fn.t_phi).abs() > 2 * h
-    error = ((sde.diffusion_sq(EDGES, t, EDGES) - expected).abs() / expected.abs().clamp_min(1e-8))[away.expand_as(expected)]
+    error = ((sde.diffusion_sq(EDGES, t, EDGES) - expected).abs() / expected.abs().clamp_min(1e-8))[
+        away.expand_as(expected)
+    ]
     return error.max().item(), 1e-6
 
 
@@ -50,7 +51,7 @@ def claim_3_direct_variance(tau):
     for e in [0.0, 1e-3, 0.05, 1.0]:
         e_t = torch.tensor(e).reshape(1, 1, 1, 1)
 
-        def rhs(s, v):
+        def rhs(s, v, e_t=e_t):
             s_t = torch.tensor(s).reshape(1, 1, 1, 1)
             return [float(sde.schedule.beta(s_t) * (sde.edge_factor(e_t, s_t) ** 2 - v[0]))]
 
@@ -89,7 +90,12 @@ def main():
         for kappa_schedule in ("linear", "constant"):
             sde = EdgePreservingSDE(default_diffusion(tau=tau, kappa_schedule=kappa_schedule))
             results.append((f"1 matched G^2 ({tau}, kappa {kappa_schedule})", *claim_1_matched_g_squared(sde)))
-            results.append((f"2 sigma^2/a^2 non-decreasing ({tau}, kappa {kappa_schedule})", *claim_2_sigma_over_a_non_decreasing(sde)))
+            results.append(
+                (
+                    f"2 sigma^2/a^2 non-decreasing ({tau}, kappa {kappa_schedule})",
+                    *claim_2_sigma_over_a_non_decreasing(sde),
+                )
+            )
     for tau in ("linear_ramp", "cosine", "linear"):
         results.append((f"3 direct variance ODE ({tau})", *claim_3_direct_variance(tau)))
     for tau in ("linear_ramp", "sigmoid", "isotropic"):

@@ -6,12 +6,12 @@ import sys
 
 import numpy as np
 import torch
+from _report import report  # paper_appendix/ is on sys.path when run as a script
 
 from sde_edge.config import default_diffusion
 from sde_edge.likelihood import LEVELS, decoder_log_likelihood, gaussian_kl
 from sde_edge.schedules import TRANSITIONS
 from sde_edge.sde import EdgePreservingSDE
-from _report import report  # paper_appendix/ is on sys.path when run as a script
 
 torch.set_default_dtype(torch.float64)
 EDGES = torch.tensor([0.0, 1e-3, 0.05, 1.0]).reshape(1, 1, 1, -1)
@@ -45,7 +45,9 @@ def claim_2_posterior_by_quadrature(sde):
         weights = np.exp(log_density - log_density.max())
         mean = (weights * grid).sum() / weights.sum()
         var = (weights * (grid - mean) ** 2).sum() / weights.sum()
-        lib_mean, lib_var = sde.posterior(torch.tensor(x_t).reshape(1, 1, 1, 1), torch.tensor(x0).reshape(1, 1, 1, 1), tt, st, e_t)
+        lib_mean, lib_var = sde.posterior(
+            torch.tensor(x_t).reshape(1, 1, 1, 1), torch.tensor(x0).reshape(1, 1, 1, 1), tt, st, e_t
+        )
         worst = max(worst, abs(float(lib_mean) - mean) / np.sqrt(var), abs(float(lib_var) / var - 1))
     return worst, 1e-6
 
@@ -79,7 +81,9 @@ def claim_5_decoder_is_a_distribution():
     lattice = levels * 2 / (LEVELS - 1) - 1
     worst = 0.0
     for mean, std in [(0.0, 0.01), (0.98, 0.003), (-1.0, 0.2), (0.37, 1e-4)]:
-        mass = decoder_log_likelihood(lattice, torch.full_like(lattice, mean), torch.full_like(lattice, std)).exp().sum()
+        mass = (
+            decoder_log_likelihood(lattice, torch.full_like(lattice, mean), torch.full_like(lattice, std)).exp().sum()
+        )
         worst = max(worst, abs(float(mass) - 1))
     return worst, 1e-12
 

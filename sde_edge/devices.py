@@ -1,4 +1,5 @@
 """Device names from configs and flags: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:K``."""
+import os
 import re
 
 import torch
@@ -25,8 +26,6 @@ def set_cpu_threads(threads=None):
     """torch's CPU threads: ``threads``, or the cores divided among the processes torchrun started,
     so that K processes on a small machine do not oversubscribe it (a 0.12 s step became 2-4 s).
     An explicit OMP_NUM_THREADS wins over the default."""
-    import os
-
     if threads is None:
         if "OMP_NUM_THREADS" in os.environ:
             return torch.get_num_threads()

@@ -19,7 +19,9 @@ class Context:
         return self.rank == 0
 
     def _reduce(self, value, op):
-        tensor = torch.tensor(float(value), device=self.device, dtype=torch.float64 if self.device.type == "cpu" else torch.float32)
+        tensor = torch.tensor(
+            float(value), device=self.device, dtype=torch.float64 if self.device.type == "cpu" else torch.float32
+        )
         dist.all_reduce(tensor, op=op)
         return tensor.item()
 

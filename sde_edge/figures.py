@@ -1,4 +1,5 @@
 """Pictures: the forward-process figure and sample grids."""
+import csv
 from pathlib import Path
 
 import matplotlib
@@ -41,7 +42,7 @@ def save_grid(images, path, nrow=None):
 
 def load_photo(name="chelsea", height=128):
     """An embedded skimage photo as a (1, C, H, W) tensor in [-1, 1]; no download."""
-    import skimage.data
+    import skimage.data  # costly to import: only when used
 
     image = torch.from_numpy(getattr(skimage.data, name)()).float() / 127.5 - 1.0
     image = image.permute(2, 0, 1)[None] if image.dim() == 3 else image[None, None]
@@ -89,8 +90,6 @@ def forward_process_figure(x0, processes, path, times=FORWARD_TIMES, seed=0):
 
 def plot_loss_curve(metrics_csv, path):
     """The training loss (and the held-out loss, where logged) against step from metrics.csv, log scale."""
-    import csv
-
     with open(metrics_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     fig, ax = plt.subplots(figsize=(5, 3.2))

@@ -167,7 +167,9 @@ def vlb_bpd(model, sde, x, *, steps, generator=None, grid="uniform", progress=Fa
 
     one = ts[0]
     prior_std = sde.noise_std(true_statistic, one, y0).expand_as(y0)
-    prior = per_sample(gaussian_kl(sde.alpha(one, y0) * y0, prior_std.square(), torch.zeros_like(y0), torch.ones_like(y0)))
+    prior = per_sample(
+        gaussian_kl(sde.alpha(one, y0) * y0, prior_std.square(), torch.zeros_like(y0), torch.ones_like(y0))
+    )
     kl_steps = []
     with torch.no_grad():
         for i in tqdm(range(len(ts) - 2), desc="bound", disable=not progress, leave=False):
@@ -181,7 +183,9 @@ def vlb_bpd(model, sde, x, *, steps, generator=None, grid="uniform", progress=Fa
         d = denoiser(sample_q(t1), t1)
         pixel_std = sde.basis.pixel_variance((d.std / sde.alpha(t1, y0)).square().expand_as(y0)).sqrt()
         decoder = -per_sample(decoder_log_likelihood(x0, d.image, pixel_std))
-    kl_per_step = torch.stack(kl_steps, dim=1) if kl_steps else torch.zeros(len(x0), 0, dtype=torch.float64, device=x.device)
+    kl_per_step = (
+        torch.stack(kl_steps, dim=1) if kl_steps else torch.zeros(len(x0), 0, dtype=torch.float64, device=x.device)
+    )
     terms = {"prior": prior * nats_to_bpd, "kl": kl_per_step.sum(1) * nats_to_bpd, "decoder": decoder * nats_to_bpd,
              "kl_per_step": kl_per_step * nats_to_bpd}
     return BoundResult(terms["prior"] + terms["kl"] + terms["decoder"], terms, ts)

@@ -48,7 +48,7 @@ def evaluate_nll(model, sde, images, *, method="both", batch_size=64, seed=0, st
                 for row, value in zip(batch, result.bpd.tolist()):
                     row.update(ode_bpd=value, ode_nfe=result.nfe)
             except SolverBudgetExceeded as error:
-                warnings.warn(f"images {start}..{start + len(x) - 1}: {error}")
+                warnings.warn(f"images {start}..{start + len(x) - 1}: {error}", stacklevel=2)
                 for row in batch:
                     row.update(ode_bpd=float("nan"), ode_nfe=max_nfe, ode_hit_max_nfe=True)
         if method in ("vlb", "both"):
@@ -71,15 +71,19 @@ def bound_reading(summary, kl):
     first = max(1, len(mean_per_step) // 20)  # the last 5% of the steps, those nearest t = 0
     near_zero = float(mean_per_step[-first:].sum())
     s = summary
-    lines = [f"bound {s['vlb_bpd']['mean']:.4g} bpd = prior {s['vlb_prior']['mean']:.3g} + KL {s['vlb_kl']['mean']:.4g} "
-             f"+ decoder {s['vlb_decoder']['mean']:.3g} (a uniform model of 8-bit data scores {UNIFORM_BPD:g})."]
+    lines = [
+        f"bound {s['vlb_bpd']['mean']:.4g} bpd = prior {s['vlb_prior']['mean']:.3g} + KL {s['vlb_kl']['mean']:.4g} "
+        f"+ decoder {s['vlb_decoder']['mean']:.3g} (a uniform model of 8-bit data scores {UNIFORM_BPD:g})."
+    ]
     if total > 0 and near_zero / total > 0.5:
         lines.append(
             f"{100 * near_zero / total:.0f}% of the KL comes from the {first} steps nearest t = 0 "
             f"(t < {float(times[-first - 1]):.3g}). There the edge-preserving process keeps sigma tiny on edge pixels "
             "(kappa(t) -> kappa_min), so a small error of x0_hat on an edge costs (error / sigma)^2: see "
             "paper_appendix/D_bound.md, D.4. Training with --config.training.weighting=likelihood (the bound's own "
-            "per-pixel weights) or a larger diffusion.kappa_min is what lowers it; the ODE bpd is not affected the same way.")
+            "per-pixel weights) or a larger diffusion.kappa_min is what lowers it; the ODE bpd is not affected the "
+            "same way."
+        )
     return " ".join(lines)
 
 

@@ -68,7 +68,9 @@ class MixtureOracle:
         mean, std = self._components(self.sde.to_basis(x), t)
         z = (self.sde.to_basis(x)[:, None] - mean) / std
         dims = self.images[0].numel()
-        log_normal = -0.5 * z.square().flatten(2).sum(-1) - std.log().flatten(2).sum(-1) - 0.5 * dims * math.log(2 * math.pi)
+        log_normal = (
+            -0.5 * z.square().flatten(2).sum(-1) - std.log().flatten(2).sum(-1) - 0.5 * dims * math.log(2 * math.pi)
+        )
         return self.log_weights + log_normal
 
     def log_prob(self, x, t):

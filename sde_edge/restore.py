@@ -13,7 +13,7 @@ import torch
 from sde_edge.checkpoint import load_checkpoint, load_latest
 from sde_edge.config import upgrade_config, validate_config
 from sde_edge.models import build_model
-from sde_edge.processes import build_sde
+from sde_edge.process_registry import build_sde
 from sde_edge.sde import SDE
 
 
@@ -34,7 +34,9 @@ def load_run(path, device="cpu", use_ema=True):
     if path.is_dir():
         found = load_latest(path / "checkpoints", map_location=device)
         if found is None:
-            raise FileNotFoundError(f"--workdir: no checkpoint in {path / 'checkpoints'}: train first, or pass a checkpoint file")
+            raise FileNotFoundError(
+                f"--workdir: no checkpoint in {path / 'checkpoints'}: train first, or pass a checkpoint file"
+            )
         state, path = found
     else:
         state = load_checkpoint(path, map_location=device)
@@ -49,5 +51,7 @@ def load_run(path, device="cpu", use_ema=True):
     try:
         model.load_state_dict(state["ema"]["model"] if use_ema else state["model"])
     except RuntimeError as error:
-        raise ValueError(f"checkpoint {path} does not fit the model its config describes (config.model): {error}") from error
+        raise ValueError(
+            f"checkpoint {path} does not fit the model its config describes (config.model): {error}"
+        ) from error
     return TrainedRun(model.eval(), build_sde(config.diffusion), config, int(state["step"]), path)

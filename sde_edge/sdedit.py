@@ -23,7 +23,7 @@ def default_strokes(channels):
 def quantize_colours(images, k, seed=0):
     """Each image (N, C, H, W) with its pixels replaced by the nearest of its own k k-means
     colours: exactly k levels per image (fewer only if the image has fewer distinct colours)."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # costly to import: only when used
 
     quantized = torch.empty_like(images)
     for i, image in enumerate(images):
@@ -47,5 +47,17 @@ def sdedit(model, sde, guides, *, t0=0.5, sampler="ddpm", steps=100, seed=0, bat
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(guides.shape, generator=generator, dtype=guides.dtype)
     x_t0 = torch.cat([sde.perturb(chunk, t0, noise) for chunk, noise in zip(guides.split(512), z.split(512))])
-    return sample_in_batches(sampler, model, sde, tuple(guides.shape), steps=steps, seed=seed + 1,
-                             batch_size=batch_size, device=device, x_init=x_t0, t_start=t0, progress=progress, **options)
+    return sample_in_batches(
+        sampler,
+        model,
+        sde,
+        tuple(guides.shape),
+        steps=steps,
+        seed=seed + 1,
+        batch_size=batch_size,
+        device=device,
+        x_init=x_t0,
+        t_start=t0,
+        progress=progress,
+        **options,
+    )

@@ -44,7 +44,9 @@ def shape_parameters(split, channels):
     gap = 0.35 + 0.25 * torch.rand((n, channels), generator=colour, dtype=torch.float64)
     bg = torch.where(fg < 0.5, fg + gap, fg - gap)
     gradient = torch.rand(n, generator=colour, dtype=torch.float64) < 0.5
-    slope = 0.15 * gradient[:, None] * torch.sign(torch.rand((n, channels), generator=colour, dtype=torch.float64) - 0.5)
+    slope = (
+        0.15 * gradient[:, None] * torch.sign(torch.rand((n, channels), generator=colour, dtype=torch.float64) - 0.5)
+    )
     direction = 2 * math.pi * torch.rand(n, generator=colour, dtype=torch.float64)
     params.update(foreground=fg, background=bg, slope=slope, direction=direction)
     return params

@@ -10,7 +10,9 @@ def time_like(t, x):
     if t.dim() == 0:
         return t.expand(batch_shape)
     if t.shape not in (batch_shape, batch_shape[:1]):
-        raise ValueError(f"t must be a number or a tensor of shape ({x.shape[0]},) to match x, got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"t must be a number or a tensor of shape ({x.shape[0]},) to match x, got shape {tuple(t.shape)}"
+        )
     return t.reshape(batch_shape)
 
 
@@ -29,3 +31,8 @@ def check_data_range(x, name="x"):
     low, high = x.min().item(), x.max().item()
     if low < -1 - 1e-6 or high > 1 + 1e-6:
         raise ValueError(f"{name} must be scaled to [-1, 1] (256 levels); its values span [{low:.3g}, {high:.3g}]")
+
+
+def noise_like(y, generator):
+    """Standard normal noise shaped like y, from ``generator`` (None: torch's global one)."""
+    return torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)

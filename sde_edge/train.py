@@ -11,16 +11,10 @@ cadence (steps or minutes); SIGINT / SIGTERM finish the step, checkpoint and exi
 owns the workdir (a kernel lock); a non-finite gradient skips its update, and a run whose
 updates keep failing or whose loss explodes stops without saving the damage.
 """
-import csv
-import json
 import logging
 import math
 import signal
-import statistics
-import threading
 import time
-from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,43 +23,40 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from sde_edge import distributed
-from sde_edge.checkpoint import (load_latest, quarantine_all, remove_stale_temp_files, rng_state, save_checkpoint,
-                                 set_rng_state)
+from sde_edge.batches import BatchSource, draw_noise, random_flips, rank_slice
+from sde_edge.checkpoint import (
+    load_latest,
+    quarantine_all,
+    remove_stale_temp_files,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from sde_edge.config import image_shape, upgrade_config, validate_config
 from sde_edge.data import load_dataset
+from sde_edge.fast_training import build_optimizer, fast_network, grad_scaler
+from sde_edge.figures import save_grid
 from sde_edge.losses import ScoreMatchingLoss
+from sde_edge.metrics_log import MetricsLogger
 from sde_edge.models import EMA, build_model
-from sde_edge.processes import build_sde
+from sde_edge.process_registry import build_sde
 from sde_edge.rng import stream_generator, stream_seed
+from sde_edge.sampling import sample
+from sde_edge.training_safety import (
+    ConfigMismatchError,
+    DivergenceError,
+    DivergenceGuard,
+    TrainingError,
+    TrainingInterrupted,
+    caught_signals,
+    config_differences,
+)
 from sde_edge.workdir import WorkdirLock, ensure_writable
+
+__all__ = ["Trainer", "TrainResult", "TrainingError", "DivergenceError", "TrainingInterrupted", "train"]
 
 log = logging.getLogger(__name__)
 
-# Fields that may change between a run and its resumption: they do not change what is learned.
-RESUMABLE_CHANGES = ("device", "training.n_iters", "training.log_freq", "training.eval_freq", "training.snapshot_",
-                     "training.checkpoint_", "training.keep_", "training.max_skipped_steps",
-                     "training.divergence_factor", "sampling.", "eval.")
-METRICS = ("step", "loss", "eval_loss", "lr", "grad_norm", "skipped_steps", "steps_per_sec")
-
-
-class TrainingError(RuntimeError):
-    """Training stopped; the message says why and what to do."""
-
-
-class DivergenceError(TrainingError):
-    pass
-
-
-class TrainingInterrupted(TrainingError):
-    """SIGINT or SIGTERM: the step finished and a checkpoint was written."""
-
-    def __init__(self, signum, message):
-        super().__init__(message)
-        self.signum = signum
-
-
-class ConfigMismatchError(ValueError):
-    pass
 
 
 @dataclass
@@ -73,149 +64,6 @@ class TrainResult:
     step: int
     checkpoint: Path
     workdir: Path
-
-
-def flatten_config(config):
-    """{'training.batch_size': 64, ...} from a ConfigDict or its JSON."""
-    tree = json.loads(config) if isinstance(config, str) else json.loads(config.to_json())
-    flat = {}
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[prefix + key] = value
-
-    walk(tree, "")
-    return flat
-
-
-def config_differences(saved_json, config):
-    """The fields that differ between a checkpoint's config and ``config`` and change what is learned."""
-    import ml_collections
-
-    saved = flatten_config(upgrade_config(ml_collections.ConfigDict(json.loads(saved_json))))
-    current = flatten_config(config)
-    return [
-        f"{key}: {saved.get(key, '<absent>')!r} in the checkpoint, {current.get(key, '<absent>')!r} now"
-        for key in sorted(set(saved) | set(current))
-        if saved.get(key) != current.get(key) and not key.startswith(RESUMABLE_CHANGES)
-    ]
-
-
-class BatchSource:
-    """Global batches by step: slice ``step`` of a per-epoch permutation from the ``data_order`` stream."""
-
-    def __init__(self, dataset, batch_size, seed, device):
-        if len(dataset) < batch_size:
-            raise ValueError(f"training.batch_size={batch_size} exceeds the {len(dataset)} training images")
-        self.dataset = dataset.to(device) if hasattr(dataset, "to") else dataset
-        self.batch_size, self.seed, self.device = batch_size, seed, device
-        self.per_epoch = len(dataset) // batch_size
-        self._epoch, self._order = None, None
-
-    def indices(self, step):
-        epoch, index = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._order = torch.randperm(len(self.dataset), generator=stream_generator(self.seed, "data_order", epoch))
-        return self._order[index * self.batch_size : (index + 1) * self.batch_size]
-
-    def fetch(self, indices):
-        return self.dataset.batch(indices).to(self.device)
-
-
-def random_flips(x0, seed, step, rank_slice, global_batch):
-    """Mirror each image of the global batch of ``step`` left-right with probability 1/2, drawn from
-    the ``flip`` stream at index ``step`` for the whole global batch and sliced per rank, so that a
-    resumed run and a torchrun run flip exactly the same images."""
-    flip = torch.rand(global_batch, generator=stream_generator(seed, "flip", step))[rank_slice] < 0.5
-    return torch.where(flip.to(x0.device)[:, None, None, None], x0.flip(-1), x0)
-
-
-def _rank_slice(ctx, batch_size):
-    if batch_size % ctx.world_size:
-        raise ValueError(f"training.batch_size={batch_size} must be divisible by the {ctx.world_size} torchrun processes")
-    local = batch_size // ctx.world_size
-    return slice(ctx.rank * local, (ctx.rank + 1) * local)
-
-
-def draw_noise(loss, seed, stream, index, shape, device):
-    """t, importance weights and eps for a batch of ``shape``, from stream (seed, stream, index)."""
-    generator = stream_generator(seed, stream, index, device)
-    t, importance = loss.sample_times(shape[0], generator=generator, device=device)
-    eps = torch.randn(shape, generator=generator, device=device)
-    return t, importance, eps
-
-
-class DivergenceGuard:
-    """Counts updates skipped for a non-finite gradient and watches the loss against the lowest
-    running median it has had (over ``window`` healthy steps); ``update`` names a reason to stop,
-    ``check`` tests one loss (the probe before a checkpoint) against the same bar."""
-
-    def __init__(self, max_skipped, factor, window=100):
-        self.max_skipped, self.factor = max_skipped, factor
-        self.history = deque(maxlen=window)
-        self.reference = math.inf
-        self.in_a_row, self.total = 0, 0
-
-    def check(self, loss, what="the loss"):
-        if not math.isfinite(loss):
-            return f"{what} is {loss}"
-        if self.factor and self.history and loss > self.factor * self.reference:
-            return (f"{what} {loss:.4g} exceeds training.divergence_factor={self.factor:g} times the loss's running "
-                    f"median {self.reference:.4g}")
-        return None
-
-    def update(self, loss, finite):
-        """``finite``: whether the update went through (loss and gradient finite)."""
-        if math.isfinite(loss) and (reason := self.check(loss)):
-            return reason
-        if not finite:
-            self.in_a_row += 1
-            self.total += 1
-            if self.in_a_row >= self.max_skipped:
-                return (f"{self.in_a_row} updates in a row had a non-finite gradient and were skipped "
-                        f"(training.max_skipped_steps={self.max_skipped})")
-            return None
-        self.in_a_row = 0
-        self.history.append(loss)
-        self.reference = min(self.reference, statistics.median(self.history))
-        return None
-
-    def state_dict(self):
-        return {"history": list(self.history), "reference": self.reference, "in_a_row": self.in_a_row, "total": self.total}
-
-    def load_state_dict(self, state):
-        self.history.extend(state["history"])
-        self.reference, self.in_a_row, self.total = state["reference"], state["in_a_row"], state["total"]
-
-
-class _Signals:
-    """SIGINT / SIGTERM set ``signum`` instead of killing the run; a second one aborts at once."""
-
-    def __init__(self):
-        self.signum = None
-
-    def handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-
-@contextmanager
-def _caught_signals():
-    caught = _Signals()
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-    previous = {s: signal.signal(s, caught.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield caught
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 class Trainer:
@@ -242,12 +90,11 @@ class Trainer:
         self.sde = build_sde(c.diffusion)
         self.loss = ScoreMatchingLoss.from_config(c.training, self.sde)
         self.source = BatchSource(load_dataset(c.data, "train"), c.training.batch_size, c.seed, self.ctx.device)
-        self.rank_slice = _rank_slice(self.ctx, c.training.batch_size)
+        self.rank_slice = rank_slice(self.ctx, c.training.batch_size)
         self.model = build_model(c).to(self.ctx.device)
         self.ema = EMA(self.model, c.model.ema_rate)
-        o = c.optim
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=(o.beta1, 0.999), eps=o.eps,
-                                          weight_decay=o.weight_decay)
+        self.optimizer = build_optimizer(self.model, c.optim)
+        self.scaler = grad_scaler(c, self.ctx.device)
         self.guard = DivergenceGuard(c.training.max_skipped_steps, c.training.divergence_factor)
         self.step = 0
         self.last_checkpoint = None
@@ -257,6 +104,7 @@ class Trainer:
             device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.network = DistributedDataParallel(self.model, device_ids=device_ids)
             self.network.parameterization = self.model.parameterization
+        self.network = fast_network(self.model, self.network, c)
         self.heldout = self._heldout_batch() if self.ctx.is_main else None  # the eval loss and the pre-save probe
 
     def close(self):
@@ -344,22 +192,32 @@ class Trainer:
         x0 = self.source.fetch(indices[self.rank_slice])
         if c.data.random_flip:
             x0 = random_flips(x0, c.seed, self.step, self.rank_slice, len(indices))
-        t, importance, eps = draw_noise(self.loss, c.seed, "step_noise", self.step, (len(indices),) + tuple(x0.shape[1:]),
-                                        self.ctx.device)
+        t, importance, eps = draw_noise(
+            self.loss, c.seed, "step_noise", self.step, (len(indices),) + tuple(x0.shape[1:]), self.ctx.device
+        )
         s = self.rank_slice
         loss = self.loss(self.network, x0, t[s], eps[s], importance[s])
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         clip = c.optim.grad_clip if c.optim.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         loss_value = loss.item()
-        finite = self.ctx.all_true(math.isfinite(loss_value) and bool(torch.isfinite(grad_norm)))
+        gradient_finite = self.ctx.all_true(bool(torch.isfinite(grad_norm)))
+        # an fp16 overflow in the gradient is the scaler's to skip (it lowers the scale), not a divergence
+        finite = self.ctx.all_true(math.isfinite(loss_value)) and (gradient_finite or self.scaler is not None)
         lr = c.optim.lr * min(1.0, (self.step + 1) / max(c.optim.warmup, 1))
-        if finite:
+        if finite and gradient_finite:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            self.optimizer.step()
+            if self.scaler is None:
+                self.optimizer.step()
+            else:
+                self.scaler.step(self.optimizer)
             self.ema.update(self.model)
+        if self.scaler is not None:
+            self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         reason = self.guard.update(loss_value, finite)
@@ -391,7 +249,7 @@ class Trainer:
         window, started = [], time.perf_counter()
         saved_step, saved_at = self.step, time.monotonic()
         try:
-            with _caught_signals() as caught:
+            with caught_signals() as caught:
                 while self.step < c.n_iters:
                     loss, grad_norm, lr = self.train_step()
                     window.append(loss)
@@ -430,8 +288,6 @@ class Trainer:
         return TrainResult(self.step, self.last_checkpoint, self.workdir)
 
     def snapshot_grid(self):
-        from sde_edge.figures import save_grid
-        from sde_edge.sampling import sample
 
         c = self.config
         generator = stream_generator(c.seed, "snapshot", 0, self.ctx.device)
@@ -440,47 +296,13 @@ class Trainer:
         save_grid(result.samples, self.workdir / "samples" / f"step_{self.step:08d}.png")
 
 
-class MetricsLogger:
-    """metrics.csv always (rows past the resumed step are dropped, so steps strictly increase);
-    TensorBoard when importable (train/* and eval/loss)."""
-
-    def __init__(self, workdir, start_step):
-        self.path = Path(workdir) / "metrics.csv"
-        rows = []
-        if self.path.exists():
-            with open(self.path, newline="") as handle:
-                rows = [row for row in csv.DictReader(handle) if row.get("step") and int(row["step"]) <= start_step]
-        self.handle = open(self.path, "w", newline="")
-        self.writer = csv.DictWriter(self.handle, fieldnames=METRICS, restval="", extrasaction="ignore")
-        self.writer.writeheader()
-        self.writer.writerows(rows)
-        self.handle.flush()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
-        except ImportError:
-            self.tensorboard = None
-
-    def log(self, **row):
-        self.writer.writerow(row)
-        self.handle.flush()
-        if self.tensorboard is not None:
-            for key, value in row.items():
-                if key != "step":
-                    self.tensorboard.add_scalar("eval/loss" if key == "eval_loss" else f"train/{key}", value, row["step"])
-
-    def close(self):
-        self.handle.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-
-
 def train(config, workdir, *, accept_config_changes=False, restart=False, progress=True):
     """Train (or resume) the run in ``workdir``; returns the final step and checkpoint."""
     trainer = None
     try:
-        trainer = Trainer(config, workdir, accept_config_changes=accept_config_changes, restart=restart, progress=progress)
+        trainer = Trainer(
+            config, workdir, accept_config_changes=accept_config_changes, restart=restart, progress=progress
+        )
         return trainer.run()
     finally:
         if trainer is not None:

@@ -2,6 +2,7 @@
 import errno
 import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -63,3 +64,17 @@ class WorkdirLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+@contextmanager
+def waiting_lock(path):
+    """Hold an exclusive flock on ``path`` (created if need be), waiting for any other holder: for
+    work that two processes must not do at once, such as filling a shared cache."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

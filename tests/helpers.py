@@ -58,7 +58,11 @@ def simulate_forward_sde(sde, x0, statistic, checkpoints, n_paths=20_000, n_step
     for i in range(n_steps):
         t = torch.full((1, 1, 1, 1), i * dt, dtype=x0.dtype)
         g_sq = sde.diffusion_sq(statistic, t, y)
-        y = y + sde.drift_coef(t, y) * y * dt + torch.sqrt(g_sq * dt) * torch.randn(y.shape, generator=generator, dtype=x0.dtype)
+        y = (
+            y
+            + sde.drift_coef(t, y) * y * dt
+            + torch.sqrt(g_sq * dt) * torch.randn(y.shape, generator=generator, dtype=x0.dtype)
+        )
         if i + 1 in checkpoints:
             yield (i + 1) * dt, y
 

@@ -17,8 +17,13 @@ from sde_edge.train import train
 
 
 def _sde_edge(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "sde_edge.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "sde_edge.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def _assert_one_line_error(result, *needles):
@@ -55,8 +60,17 @@ def test_unknown_subcommand_prints_usage():
     assert "forward" in result.stderr and "eval-samples" in result.stderr
 
 
-@pytest.mark.parametrize("command,flag", [("train", "accept_config_changes"), ("sample", "--eta"), ("eval-nll", "--method"),
-                                          ("eval-samples", "--features"), ("sdedit", "--t0"), ("forward", "--tau")])
+@pytest.mark.parametrize(
+    "command,flag",
+    [
+        ("train", "accept_config_changes"),
+        ("sample", "--eta"),
+        ("eval-nll", "--method"),
+        ("eval-samples", "--features"),
+        ("sdedit", "--t0"),
+        ("forward", "--tau"),
+    ],
+)
 def test_every_subcommand_help_lists_its_flags(command, flag):
     result = _sde_edge(command, "--help")
     assert result.returncode == 0, result.stderr
@@ -100,7 +114,9 @@ def test_eval_samples_and_sdedit_run_on_a_tiny_run(tiny_run, tmp_path):
         assert key in metrics
     assert metrics["features"].startswith("classifier") and len(metrics["swd"]) == 2  # 8x8: one band and the residual
     assert {"samples.png", "swd_per_level.png", "samples.npz"} <= {p.name for p in out.iterdir()}
-    edited = _sde_edge("sdedit", f"--workdir={tiny_run}", "--n=5", "--steps=3", "--t0=0.4", f"--out={tmp_path / 'e.npz'}")
+    edited = _sde_edge(
+        "sdedit", f"--workdir={tiny_run}", "--n=5", "--steps=3", "--t0=0.4", f"--out={tmp_path / 'e.npz'}"
+    )
     assert edited.returncode == 0, edited.stderr
     arrays = np.load(tmp_path / "e.npz")
     assert arrays["samples"].shape == arrays["guides"].shape == arrays["sources"].shape == (5, 1, 8, 8)
@@ -115,12 +131,20 @@ def _npz(path, **arrays):
 @pytest.mark.parametrize("case", ["no samples array", "wrong channels", "out of range", "too few"])
 def test_eval_samples_bad_input_is_one_line(tmp_path, case):
     good = np.zeros((20, 1, 16, 16), dtype=np.float32)
-    arrays = {"no samples array": {"images": good}, "wrong channels": {"samples": np.zeros((20, 3, 16, 16), np.float32)},
-              "out of range": {"samples": good + 3.0}, "too few": {"samples": good[:3]}}[case]
+    arrays = {
+        "no samples array": {"images": good},
+        "wrong channels": {"samples": np.zeros((20, 3, 16, 16), np.float32)},
+        "out of range": {"samples": good + 3.0},
+        "too few": {"samples": good[:3]},
+    }[case]
     needle = {"no samples array": "no array 'samples'", "wrong channels": "(3, 16, 16)", "out of range": "[-1, 1]",
               "too few": "at least 4"}[case]
-    result = _sde_edge("eval-samples", f"--samples={_npz(tmp_path / 'x.npz', **arrays)}", "--config=configs/digits_edge.py",
-                       f"--out={tmp_path / 'out'}")
+    result = _sde_edge(
+        "eval-samples",
+        f"--samples={_npz(tmp_path / 'x.npz', **arrays)}",
+        "--config=configs/digits_edge.py",
+        f"--out={tmp_path / 'out'}",
+    )
     _assert_one_line_error(result, needle)
 
 

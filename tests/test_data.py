@@ -20,7 +20,9 @@ def _data_config(**fields):
     return config
 
 
-@pytest.mark.parametrize("name,channels,size,total", [("digits", 1, 16, 1797), ("lfw", 1, 24, 200), ("patches", 3, 16, 7 * 512)])
+@pytest.mark.parametrize(
+    "name,channels,size,total", [("digits", 1, 16, 1797), ("lfw", 1, 24, 200), ("patches", 3, 16, 7 * 512)]
+)
 def test_embedded_datasets_load_offline_with_a_fixed_split(name, channels, size, total):
     config = _data_config(dataset=name, num_channels=channels, image_size=size)
     train, test = load_dataset(config, "train"), load_dataset(config, "test")
@@ -53,9 +55,11 @@ def test_shapes_are_balanced_labelled_and_sized_as_documented():
 
 
 def test_shapes_image_i_is_a_function_of_split_and_i_across_processes():
-    script = ("import ml_collections, torch; from sde_edge.data import load_dataset; "
-              "c = ml_collections.ConfigDict(dict(dataset='shapes', image_size=12, num_channels=1, blur_sigma=0.0)); "
-              "d = load_dataset(c, 'test'); print(d.images[[0, 7, 1999]].sum().item(), d.labels[[0, 7, 1999]].tolist())")
+    script = (
+        "import ml_collections, torch; from sde_edge.data import load_dataset; "
+        "c = ml_collections.ConfigDict(dict(dataset='shapes', image_size=12, num_channels=1, blur_sigma=0.0)); "
+        "d = load_dataset(c, 'test'); print(d.images[[0, 7, 1999]].sum().item(), d.labels[[0, 7, 1999]].tolist())"
+    )
     outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
                for _ in range(2)}
     assert len(outputs) == 1
@@ -76,8 +80,9 @@ def test_blur_sigma_low_passes_every_image():
     impulse[0, 0, 12, 12] = 1
     kernel = gaussian_blur(impulse, 1.5)[0, 0]
     assert kernel.sum() == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(kernel[12, 12:15].numpy() / kernel[12, 12].item(), np.exp(-np.arange(3) ** 2 / (2 * 1.5**2)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        kernel[12, 12:15].numpy() / kernel[12, 12].item(), np.exp(-(np.arange(3) ** 2) / (2 * 1.5**2)), rtol=1e-5
+    )
 
 
 # --- image folders --------------------------------------------------------------------------------------
@@ -87,7 +92,9 @@ def _write_images(folder):
     Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(folder / "a.png")
     Image.fromarray(rng.integers(0, 255, (20, 50, 3), dtype=np.uint8)).save(folder / "nested" / "b.jpg")
     Image.fromarray(rng.integers(0, 255, (33, 33), dtype=np.uint8), mode="L").save(folder / "nested" / "gray.png")
-    Image.fromarray(rng.integers(0, 255, (64, 48, 4), dtype=np.uint8), mode="RGBA").save(folder / "nested" / "deeper" / "alpha.png")
+    Image.fromarray(rng.integers(0, 255, (64, 48, 4), dtype=np.uint8), mode="RGBA").save(
+        folder / "nested" / "deeper" / "alpha.png"
+    )
     (folder / "notes.txt").write_text("not an image")
     for i in range(8):
         Image.fromarray(rng.integers(0, 255, (16 + i, 16, 3), dtype=np.uint8)).save(folder / f"extra_{i}.jpeg")

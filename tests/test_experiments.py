@@ -24,8 +24,12 @@ ANSWERS = {"weighting": ("yes, the bound", "no"),  # studies that answer a quest
 def quick_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "experiments.py"), "all", "--quick", f"--root={root}"],
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "experiments.py"), "all", "--quick", f"--root={root}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return root, time.perf_counter() - started
 

@@ -23,7 +23,12 @@ def _flow_map_bpd(sde, oracle, x):
     """Closed-form ODE-model bpd for Gaussian data: the flow is the affine map
     x_1 = a_1 mu + r_1 (x - a_eps mu) / r_eps (r_t the marginal std), pushed back from N(0, I)."""
     t_eps, one = torch.tensor(sde.t_eps, dtype=x.dtype), torch.tensor(1.0, dtype=x.dtype)
-    a0, r0, a1, r1 = sde.signal_coef(t_eps), oracle.marginal_std(t_eps, x), sde.signal_coef(one), oracle.marginal_std(one, x)
+    a0, r0, a1, r1 = (
+        sde.signal_coef(t_eps),
+        oracle.marginal_std(t_eps, x),
+        sde.signal_coef(one),
+        oracle.marginal_std(one, x),
+    )
     z = a1 * MU + r1 * (x - a0 * MU) / r0
     log_p = (-0.5 * z**2 - 0.5 * math.log(2 * math.pi) + torch.log(r1 / r0)).flatten(1).sum(1)
     return -log_p / (x[0].numel() * math.log(2)) + 7
@@ -49,8 +54,17 @@ def test_hutchinson_agrees_with_the_exact_trace(make_sde):
     exact = ode_bpd(oracle, sde, x, trace="exact", dequantize=False, rtol=1e-6, atol=1e-6).bpd
     copies = 48
     for probe in ("gaussian", "rademacher"):
-        estimates = ode_bpd(oracle, sde, x.repeat_interleave(copies, 0), trace="hutchinson", probe=probe, dequantize=False,
-                            generator=torch.Generator().manual_seed(2), rtol=1e-6, atol=1e-6).bpd.reshape(2, copies)
+        estimates = ode_bpd(
+            oracle,
+            sde,
+            x.repeat_interleave(copies, 0),
+            trace="hutchinson",
+            probe=probe,
+            dequantize=False,
+            generator=torch.Generator().manual_seed(2),
+            rtol=1e-6,
+            atol=1e-6,
+        ).bpd.reshape(2, copies)
         mean, standard_error = estimates.mean(1), estimates.std(1) / copies**0.5
         assert ((mean - exact).abs() <= 3 * standard_error + 1e-4).all(), (probe, mean, exact, standard_error)
         assert (estimates.std(1) > 0).all(), "a probe that never varies tests nothing"

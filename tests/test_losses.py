@@ -57,7 +57,9 @@ def test_likelihood_importance_sampling_matches_uniform_time(make_sde):
     sde = make_sde(tau="linear_ramp")
     images = edge_rich_images(3)
     oracle = MixtureOracle(images, (0.5, 0.3, 0.2), sde)
-    model = _Perturbed(oracle, 0.05 * torch.randn(images[0].shape, generator=torch.Generator().manual_seed(4), dtype=images.dtype))
+    model = _Perturbed(
+        oracle, 0.05 * torch.randn(images[0].shape, generator=torch.Generator().manual_seed(4), dtype=images.dtype)
+    )
     n = 40_000
     x0 = images[torch.multinomial(oracle.weights, n, replacement=True, generator=torch.Generator().manual_seed(5))]
     estimates = []
@@ -86,7 +88,9 @@ def test_likelihood_proposal_has_the_documented_density(make_sde, paper_schedule
 def test_gradients_are_finite_at_t_eps(make_sde, weighting, parameterization):
     sde = make_sde(tau="linear_ramp")
     torch.manual_seed(0)
-    model = ScoreModel(UNet(in_channels=1, image_size=8, nf=8, ch_mult=(1, 2), attn_resolutions=(), num_groups=4), parameterization)
+    model = ScoreModel(
+        UNet(in_channels=1, image_size=8, nf=8, ch_mult=(1, 2), attn_resolutions=(), num_groups=4), parameterization
+    )
     torch.nn.init.normal_(model.net.head[-1].weight, std=0.1)  # a non-trivial output
     x0 = edge_rich_images(4, dtype=torch.float32)
     t = torch.full((4,), sde.t_eps)
@@ -98,7 +102,9 @@ def test_gradients_are_finite_at_t_eps(make_sde, weighting, parameterization):
 
 def test_discrete_time_sampling_uses_the_paper_grid(make_sde):
     sde = make_sde()
-    t, weights = ScoreMatchingLoss(sde, time_sampling="discrete").sample_times(5000, generator=torch.Generator().manual_seed(8))
+    t, weights = ScoreMatchingLoss(sde, time_sampling="discrete").sample_times(
+        5000, generator=torch.Generator().manual_seed(8)
+    )
     steps = t * (sde.num_steps - 1)
     torch.testing.assert_close(steps, steps.round(), atol=1e-3, rtol=0)
     assert steps.min() >= 1 and steps.max() <= sde.num_steps - 1

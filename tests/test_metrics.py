@@ -19,7 +19,9 @@ from sde_edge.metrics.swd import sliced_wasserstein, swd_per_level
 
 
 def _digits(split):
-    return load_dataset(ml_collections.ConfigDict(dict(dataset="digits", image_size=16, num_channels=1, blur_sigma=0.0)), split)
+    return load_dataset(
+        ml_collections.ConfigDict(dict(dataset="digits", image_size=16, num_channels=1, blur_sigma=0.0)), split
+    )
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,9 @@ def test_score_is_gradient_of_mixture_log_density(make_sde, variant):
         x = (x + 0.3 * torch.randn(x.shape, generator=generator, dtype=x.dtype)).requires_grad_(True)
         (reference,) = torch.autograd.grad(_mixture_log_prob(x, t, images, WEIGHTS, sde).sum(), x)
         torch.testing.assert_close(oracle.score(x.detach(), t), reference, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(oracle.log_prob(x.detach(), t), _mixture_log_prob(x.detach(), t, images, WEIGHTS, sde))
+        torch.testing.assert_close(
+            oracle.log_prob(x.detach(), t), _mixture_log_prob(x.detach(), t, images, WEIGHTS, sde)
+        )
 
 
 @pytest.mark.parametrize("parameterization", ["scaled_eps", "x0"])
@@ -55,7 +57,9 @@ def test_oracle_output_matches_its_parameterisation(make_sde):
     x0_oracle = MixtureOracle(images, (0.6, 0.4), sde, "x0")
     x = eps_oracle.sample_marginal(0.4, 8, generator=torch.Generator().manual_seed(2))
     a = sde.signal_coef(torch.tensor(0.4, dtype=x.dtype))
-    torch.testing.assert_close(eps_oracle(x, torch.full((8,), 0.4, dtype=x.dtype)), x - a * x0_oracle(x, torch.full((8,), 0.4, dtype=x.dtype)))
+    torch.testing.assert_close(
+        eps_oracle(x, torch.full((8,), 0.4, dtype=x.dtype)), x - a * x0_oracle(x, torch.full((8,), 0.4, dtype=x.dtype))
+    )
     torch.testing.assert_close(Denoiser(eps_oracle, sde)(x, 0.4).x0, Denoiser(x0_oracle, sde)(x, 0.4).x0)
 
 

@@ -8,15 +8,16 @@ import pytest
 import torch
 
 from helpers import ROOT, TINY, PaperSchedule, edge_rich_images, tensors
-from sde_edge.comparison import mode_statistics
+from sde_edge.batches import random_flips
 from sde_edge.config import default_diffusion, load_config, validate_config
 from sde_edge.data import load_dataset
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import ScoreModel, UNet
 from sde_edge.oracle import MixtureOracle
-from sde_edge.processes import build_sde
+from sde_edge.process_registry import build_sde
+from sde_edge.sampler_comparison import mode_statistics
 from sde_edge.sampling import sample
-from sde_edge.train import random_flips, train
+from sde_edge.train import train
 
 WEIGHTS = (0.5, 0.3, 0.2)
 
@@ -51,14 +52,18 @@ def test_the_oracle_answering_in_eps_lands_on_the_modes(name, steps):
     assert near >= 0.99 and p_value > 1e-3, (near, p_value)
 
 
-@pytest.mark.parametrize("process", [dict(process="blur", blur_sigma_max=4.0), dict(process="bluenoise", tau="linear_ramp")])
+@pytest.mark.parametrize(
+    "process", [dict(process="blur", blur_sigma_max=4.0), dict(process="bluenoise", tau="linear_ramp")]
+)
 def test_eps_reads_the_same_x0_as_scaled_eps_on_the_baselines(process):
     """The oracle's eps and scaled_eps outputs must decode to the same x0_hat (noise free of x0)."""
     from sde_edge.score import Denoiser
 
     sde = build_sde(default_diffusion(**process))
     images = edge_rich_images(3)
-    y = sde.to_basis(MixtureOracle(images, WEIGHTS, sde).sample_marginal(0.4, 8, generator=torch.Generator().manual_seed(1)))
+    y = sde.to_basis(
+        MixtureOracle(images, WEIGHTS, sde).sample_marginal(0.4, 8, generator=torch.Generator().manual_seed(1))
+    )
     t = torch.full((8,), 0.4, dtype=torch.float64)
     a, b = (Denoiser(MixtureOracle(images, WEIGHTS, sde, p), sde)(y, t) for p in ("eps", "scaled_eps"))
     assert torch.allclose(a.x0, b.x0, atol=1e-10) and torch.allclose(a.score, b.score, rtol=1e-8)

@@ -3,17 +3,22 @@ orthonormal bases, Monte-Carlo marginals of the new SDEs, a closed-form likeliho
 interface every consumer relies on."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from helpers import assert_paths_match_marginal
+from helpers import TINY, PaperSchedule, assert_paths_match_marginal
+from sde_edge.baselines import BlueNoiseSDE, BlurringSDE
 from sde_edge.bases import DCT, DFT
-from sde_edge.config import default_diffusion
+from sde_edge.config import default_diffusion, load_config
 from sde_edge.likelihood import ode_bpd
 from sde_edge.oracle import GaussianOracle
-from sde_edge.processes import BlueNoiseSDE, BlurringSDE, build_sde
+from sde_edge.process_registry import build_sde
 
-PROCESSES = {"blur": dict(process="blur", blur_sigma_max=4.0), "bluenoise": dict(process="bluenoise", tau="linear_ramp")}
+PROCESSES = {
+    "blur": dict(process="blur", blur_sigma_max=4.0),
+    "bluenoise": dict(process="bluenoise", tau="linear_ramp"),
+}
 
 
 @pytest.mark.parametrize("basis", [DCT, DFT], ids=lambda b: b.name)
@@ -29,7 +34,9 @@ def test_bases_are_orthonormal_round_trip_and_parseval(basis, shape):
 
 def test_dct_frequencies_and_the_blur_eigenvalues():
     rho = DCT.frequencies(8, 8)
-    assert rho[0, 0] == 0 and rho[0, 1] == pytest.approx(1 / 16) and rho[7, 7] == pytest.approx(math.hypot(7 / 16, 7 / 16))
+    assert (
+        rho[0, 0] == 0 and rho[0, 1] == pytest.approx(1 / 16) and rho[7, 7] == pytest.approx(math.hypot(7 / 16, 7 / 16))
+    )
     sde = BlurringSDE(default_diffusion(process="blur"))
     like = torch.zeros(1, 1, 8, 8)
     torch.testing.assert_close(sde._eigenvalues(like)[0, 1], torch.tensor(math.pi**2 / 64), rtol=1e-6, atol=0)
@@ -62,7 +69,9 @@ def test_blue_noise_is_blue_early_and_white_late():
 def test_blue_noise_settings_that_would_make_g_squared_negative_are_refused():
     """A steep switch to white noise at t = 0.5, where the schedule's noise grows slowest: the high
     frequencies' noise would fall (s^2 / a^2 decreasing), so no G exists."""
-    sde = BlueNoiseSDE(default_diffusion(process="bluenoise", tau="sigmoid", tau_k=200.0, t_phi=0.5, bluenoise_floor=0.01))
+    sde = BlueNoiseSDE(
+        default_diffusion(process="bluenoise", tau="sigmoid", tau_k=200.0, t_phi=0.5, bluenoise_floor=0.01)
+    )
     with pytest.raises(ValueError, match="bluenoise"):
         sde.noise_std(None, torch.tensor(0.5).reshape(1, 1, 1, 1), torch.zeros(1, 1, 16, 16))
 
@@ -82,7 +91,9 @@ def _gaussian_flow_bpd(sde, oracle, x):
 def test_ode_bpd_of_gaussian_data_matches_the_closed_form_under_blurring():
     sde = build_sde(default_diffusion(process="blur", blur_sigma_max=3.0))
     oracle = GaussianOracle(0.1, 0.3, sde)
-    x = (0.1 + 0.3 * torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)).clamp(-1, 1)
+    x = (0.1 + 0.3 * torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)).clamp(
+        -1, 1
+    )
     with pytest.warns(UserWarning, match="dequantize=False"):
         result = ode_bpd(oracle, sde, x, trace="exact", dequantize=False, rtol=1e-7, atol=1e-7)
     assert (result.bpd - _gaussian_flow_bpd(sde, oracle, x)).abs().max() < 0.01
@@ -95,3 +106,54 @@ def test_the_edge_process_reports_no_basis_change_and_the_baselines_theirs():
     assert not torch.allclose(blur.to_basis(x), x)
     with pytest.raises(ValueError, match="GaussianOracle"):
         GaussianOracle(0.0, 1.0, edge.__class__(default_diffusion(tau="linear_ramp")))
+
+
+def test_a_process_registered_outside_the_package_is_validated_and_built():
+    """A scaled VP process (s = c b(t), so G^2 = c^2 beta) declared here, in the test module alone."""
+    from sde_edge.config import default_diffusion, validate_config
+    from sde_edge.fields import Field, number
+    from sde_edge.process_registry import PROCESSES, register_process
+    from sde_edge.sde import SDE
+
+    @register_process
+    class ScaledVP(SDE):
+        name = "toy_scaled_vp"
+        noise_depends_on_data = False
+        fields = {"toy_scale": Field(2.0, number(0, low_open=True), "noise std over the VP schedule's")}
+
+        @classmethod
+        def noise_depends_on(cls, diffusion):
+            return False
+
+        def noise_statistic(self, x0):
+            return None
+
+        def alpha(self, t, like):
+            return self.schedule.signal(t)
+
+        def noise_std(self, statistic, t, like):
+            return self.config.toy_scale * self.schedule.noise(t)
+
+        def drift_coef(self, t, like):
+            return -0.5 * self.schedule.beta(t)
+
+        def diffusion_sq(self, statistic, t, like):
+            return self.config.toy_scale**2 * self.schedule.beta(t)
+
+    try:
+        diffusion = default_diffusion(process="toy_scaled_vp")
+        assert diffusion.toy_scale == 2.0
+        sde = build_sde(diffusion)
+        assert isinstance(sde, ScaledVP)
+        x0 = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+        _, std = sde.marginal_prob(x0, torch.full((2,), 0.5, dtype=torch.float64))
+        b = np.sqrt(-np.expm1(PaperSchedule().log_abar(0.5)))
+        assert torch.allclose(std, torch.full_like(std, 2.0 * b))
+        with pytest.raises(ValueError, match=r"diffusion\.toy_scale must be a finite number > 0"):
+            default_diffusion(process="toy_scaled_vp", toy_scale=-1.0)
+        config = load_config(TINY)
+        config.diffusion = default_diffusion(process="toy_scaled_vp")
+        config.model.parameterization = "eps"  # its noise does not depend on x0
+        validate_config(config)
+    finally:
+        PROCESSES.pop("toy_scaled_vp", None)

@@ -61,8 +61,15 @@ def test_1_negative_keep_checkpoints_is_refused_and_deletes_nothing(tmp_path):
 
 def test_2_divergence_stops_without_saving_the_damage_and_resumes_with_a_lower_lr(tmp_path):
     assert _run(_train(tmp_path, "--config.training.n_iters=10")).returncode == 0
-    exploded = _run(_train(tmp_path, "--config.optim.lr=1e10", "--config.optim.warmup=0", "--config.training.n_iters=60",
-                           "--accept_config_changes"))
+    exploded = _run(
+        _train(
+            tmp_path,
+            "--config.optim.lr=1e10",
+            "--config.optim.warmup=0",
+            "--config.training.n_iters=60",
+            "--accept_config_changes",
+        )
+    )
     assert exploded.returncode == 2 and "diverged" in exploded.stderr, exploded.stderr[-2000:]
     assert "checkpoint_00000010.pt" in exploded.stderr, "the error names the last good checkpoint"
     assert max(_steps(tmp_path)) == 10 and all(_all_finite(_load(p)) for p in _checkpoints(tmp_path))
@@ -138,9 +145,18 @@ def test_5_a_second_trainer_on_the_same_workdir_stops_at_once_naming_the_first(t
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_6_interrupting_saves_a_checkpoint_and_resumes_there(tmp_path, signum, code):
-    process = subprocess.Popen(_train(tmp_path, "--config.training.n_iters=100000", "--config.training.checkpoint_freq=100000",
-                                      "--config.training.checkpoint_minutes=60"),
-                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _train(
+            tmp_path,
+            "--config.training.n_iters=100000",
+            "--config.training.checkpoint_freq=100000",
+            "--config.training.checkpoint_minutes=60",
+        ),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         metrics = tmp_path / "metrics.csv"
@@ -172,10 +188,18 @@ def _state_tensors(state):
     return out
 
 
-KILL_FLAGS = ["--config.data.image_size=16", "--config.model.nf=16", "--config.model.ch_mult=(1,2,2)",
-              "--config.model.attn_resolutions=(8,)", "--config.model.num_groups=8", "--config.training.batch_size=32",
-              "--config.model.dropout=0.1", "--config.training.checkpoint_freq=1", "--config.training.keep_checkpoints=2",
-              "--config.training.n_iters=30"]
+KILL_FLAGS = [
+    "--config.data.image_size=16",
+    "--config.model.nf=16",
+    "--config.model.ch_mult=(1,2,2)",
+    "--config.model.attn_resolutions=(8,)",
+    "--config.model.num_groups=8",
+    "--config.training.batch_size=32",
+    "--config.model.dropout=0.1",
+    "--config.training.checkpoint_freq=1",
+    "--config.training.keep_checkpoints=2",
+    "--config.training.n_iters=30",
+]
 
 
 def test_repeated_sigkill_and_resume_is_bit_identical(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from helpers import edge_rich_images
-from sde_edge.comparison import mode_statistics
 from sde_edge.oracle import GaussianOracle, MixtureOracle
+from sde_edge.sampler_comparison import mode_statistics
 from sde_edge.sampling import SAMPLERS, sample
 from sde_edge.sampling.grids import GRIDS, time_grid
 
@@ -19,6 +19,8 @@ BUDGETS = [
     ("ddim", 100, {}, "uniform"),
     ("dpmpp_2m", 10, {}, "uniform"),
     ("dpmpp_2m", 10, {}, "logsnr"),
+    ("dpmpp_2m_sde", 20, {"eta": 1.0}, "uniform"),
+    ("dpmpp_3m", 10, {}, "uniform"),
     ("euler_maruyama", 500, {}, "uniform"),
     ("torchsde", 500, {"method": "euler"}, "uniform"),
     ("torchsde", 100, {"method": "srk"}, "uniform"),  # strong order 1.5, 20 NFE a step: 100 steps pass (p >= 0.5)
@@ -35,14 +37,19 @@ def _id(budget):
     return "-".join([name, str(steps), grid, *map(str, options.values())])
 
 
-PROCESSES = {"isotropic": dict(tau="isotropic"), "linear_ramp": dict(tau="linear_ramp"), "linear": dict(tau="linear"),
-             "blur": dict(process="blur", blur_sigma_max=4.0), "bluenoise": dict(process="bluenoise", tau="linear_ramp")}
+PROCESSES = {
+    "isotropic": dict(tau="isotropic"),
+    "linear_ramp": dict(tau="linear_ramp"),
+    "linear": dict(tau="linear"),
+    "blur": dict(process="blur", blur_sigma_max=4.0),
+    "bluenoise": dict(process="bluenoise", tau="linear_ramp"),
+}
 
 
 @pytest.fixture(scope="module", params=list(PROCESSES))
 def setup(request):
     from sde_edge.config import default_diffusion
-    from sde_edge.processes import build_sde
+    from sde_edge.process_registry import build_sde
 
     sde = build_sde(default_diffusion(**PROCESSES[request.param]))
     images = edge_rich_images(3, dtype=torch.float32)
@@ -74,10 +81,12 @@ def test_sampler_lands_on_the_modes_with_the_right_frequencies(setup, budget, re
 
 
 def test_registry_names():
-    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmpp_2m", "euler_maruyama", "torchsde", "pc", "ode", "heun", "edm"}
+    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "euler_maruyama", "torchsde", "pc",
+                             "ode", "heun", "edm"}
 
 
-SMALL = [("ddpm", {}), ("ddim", {}), ("ddim", {"eta": 0.5}), ("dpmpp_2m", {}), ("euler_maruyama", {}),
+SMALL = [("ddpm", {}), ("ddim", {}), ("ddim", {"eta": 0.5}), ("dpmpp_2m", {}), ("dpmpp_2m_sde", {}),
+         ("dpmpp_2m_sde", {"eta": 0.5}), ("dpmpp_3m", {}), ("dpmpp_3m", {"eta": 1.0}), ("euler_maruyama", {}),
          ("pc", {"n_corrector": 2}), ("torchsde", {"method": "euler"}), ("torchsde", {"method": "milstein"}),
          ("torchsde", {"method": "srk"}), ("ode", {}), ("heun", {}), ("edm", {"s_churn": 10.0})]
 
@@ -98,18 +107,32 @@ def test_same_seed_same_samples_and_exact_nfe(make_sde, name, options):
     runs = []
     for _ in range(2):
         counter = _Counter(oracle)
-        result = sample(name, counter, sde, (8, 1, 8, 8), steps=12, generator=torch.Generator().manual_seed(5), **options)
+        result = sample(
+            name, counter, sde, (8, 1, 8, 8), steps=12, generator=torch.Generator().manual_seed(5), **options
+        )
         assert result.nfe == counter.calls
         runs.append(result.samples)
     assert torch.equal(runs[0], runs[1])
-    other = sample(name, oracle, sde, (8, 1, 8, 8), steps=12, generator=torch.Generator().manual_seed(6), **options).samples
+    other = sample(
+        name, oracle, sde, (8, 1, 8, 8), steps=12, generator=torch.Generator().manual_seed(6), **options
+    ).samples
     assert not torch.equal(runs[0], other)
 
 
 def test_nfe_per_step_is_as_documented(make_sde):
     sde = make_sde(tau="linear_ramp")
     oracle = MixtureOracle(edge_rich_images(2, dtype=torch.float32), (0.5, 0.5), sde)
-    expected = {"ddpm": 10, "ddim": 10, "dpmpp_2m": 10, "euler_maruyama": 11, "heun": 21, "edm": 21, "pc": 10 * 3 + 1}
+    expected = {
+        "ddpm": 10,
+        "ddim": 10,
+        "dpmpp_2m": 10,
+        "dpmpp_2m_sde": 10,
+        "dpmpp_3m": 10,
+        "euler_maruyama": 11,
+        "heun": 21,
+        "edm": 21,
+        "pc": 10 * 3 + 1,
+    }
     for name, nfe in expected.items():
         options = {"n_corrector": 2} if name == "pc" else {}
         assert sample(name, oracle, sde, (2, 1, 8, 8), steps=10, **options).nfe == nfe, name
@@ -141,8 +164,20 @@ def test_ddim_with_eta_one_is_ancestral_ddpm(make_sde):
     sde = make_sde(tau="linear_ramp")
     oracle = MixtureOracle(edge_rich_images(3, dtype=torch.float64), WEIGHTS, sde)
     x = oracle.sample_marginal(1.0, 64, generator=torch.Generator().manual_seed(0))
-    runs = [sample(name, oracle, sde, x.shape, steps=30, x_init=x, generator=torch.Generator().manual_seed(1),
-                   return_trajectory=True, **options).trajectory for name, options in [("ddpm", {}), ("ddim", {"eta": 1.0})]]
+    runs = [
+        sample(
+            name,
+            oracle,
+            sde,
+            x.shape,
+            steps=30,
+            x_init=x,
+            generator=torch.Generator().manual_seed(1),
+            return_trajectory=True,
+            **options,
+        ).trajectory
+        for name, options in [("ddpm", {}), ("ddim", {"eta": 1.0})]
+    ]
     for (t_a, x_a), (t_b, x_b) in zip(*runs):
         assert t_a == t_b
         torch.testing.assert_close(x_a, x_b, atol=1e-8, rtol=1e-6)
@@ -159,11 +194,11 @@ def test_edm_without_churn_is_heun(make_sde):
         assert torch.equal(heun.samples, edm.samples) and heun.nfe == edm.nfe
 
 
-def test_dpmpp_2m_is_second_order_and_ddim_first(make_sde):
+def test_dpmpp_3m_is_third_order_dpmpp_2m_second_and_ddim_first(make_sde):
     """Gaussian data N(m, s^2) under the isotropic process: the probability-flow ODE maps x_1 to
     x_t = a_t m + r_t (x_1 - a_1 m) / r_1 exactly, r_t = sqrt(a_t^2 s^2 + b_t^2) (paper_appendix/math.md, 5.3).
     On the log-SNR grid the state at the last grid time before t = 0 (where both return x0_hat)
-    is off the exact map by O(K^-2) for dpmpp_2m and O(K^-1) for ddim."""
+    is off the exact map by O(K^-3) for dpmpp_3m, O(K^-2) for dpmpp_2m and O(K^-1) for ddim."""
     sde = make_sde(tau="isotropic")
     oracle = GaussianOracle(0.1, 0.3, sde, "x0")
     x1 = torch.randn(64, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -178,11 +213,30 @@ def test_dpmpp_2m_is_second_order_and_ddim_first(make_sde):
         return (reports[-1]["x"] - exact).abs().max().item()
 
     slopes = {}
-    for name in ("dpmpp_2m", "ddim"):
+    for name in ("dpmpp_3m", "dpmpp_2m", "ddim"):
         errors = [error(name, k) for k in (20, 40, 80)]
         slopes[name] = -np.polyfit(np.log([20, 40, 80]), np.log(errors), 1)[0]
+    assert slopes["dpmpp_3m"] >= 2.6, slopes
     assert slopes["dpmpp_2m"] >= 1.8, slopes
     assert 0.7 < slopes["ddim"] < 1.3, slopes
+
+
+@pytest.mark.parametrize("tau", ["linear", "linear_ramp"])
+def test_dpmpp_2m_sde_without_noise_is_dpmpp_2m(make_sde, tau):
+    """eta = 0 draws no noise and takes DPM-Solver++(2M)'s steps, the jump's restart included
+    (two implementations: the SDE solver's general form and dpmpp_2m's own)."""
+    sde = make_sde(tau=tau)
+    oracle = MixtureOracle(edge_rich_images(3), WEIGHTS, sde)
+    x1 = oracle.sample_marginal(1.0, 16, generator=torch.Generator().manual_seed(3))
+    plain = sample("dpmpp_2m", oracle, sde, x1.shape, steps=15, x_init=x1)
+    noiseless = sample("dpmpp_2m_sde", oracle, sde, x1.shape, steps=15, x_init=x1, eta=0.0,
+                       generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(plain.samples, noiseless.samples, rtol=0, atol=1e-12)
+    assert plain.nfe == noiseless.nfe == 15
+    noisy = sample(
+        "dpmpp_2m_sde", oracle, sde, x1.shape, steps=15, x_init=x1, generator=torch.Generator().manual_seed(9)
+    )
+    assert not torch.allclose(plain.samples, noisy.samples, atol=1e-3)
 
 
 def test_continuous_samplers_refuse_linear_tau(make_sde):
@@ -264,7 +318,9 @@ def test_a_model_that_does_not_fit_the_samples_is_named(make_sde):
     from sde_edge.models import ScoreModel, UNet
 
     sde = make_sde(tau="linear_ramp")
-    model = ScoreModel(UNet(in_channels=1, image_size=8, nf=8, ch_mult=(1, 2), attn_resolutions=(), num_groups=4), "scaled_eps")
+    model = ScoreModel(
+        UNet(in_channels=1, image_size=8, nf=8, ch_mult=(1, 2), attn_resolutions=(), num_groups=4), "scaled_eps"
+    )
     with pytest.raises(ValueError, match="1-channel"):
         sample("ddpm", model, sde, (2, 3, 8, 8), steps=2)
     with pytest.raises(ValueError, match="float32"):

@@ -136,7 +136,11 @@ def _direct_variance_by_quadrature(e, t, tau_name, schedule, t_phi=0.5):
         return float(schedule.log_abar(s))
 
     def tau(s):
-        return {"linear_ramp": min(s / t_phi, 1.0), "cosine": 0.5 * (1 - math.cos(math.pi * s)), "linear": s if s < t_phi else 1.0}[tau_name]
+        return {
+            "linear_ramp": min(s / t_phi, 1.0),
+            "cosine": 0.5 * (1 - math.cos(math.pi * s)),
+            "linear": s if s < t_phi else 1.0,
+        }[tau_name]
 
     def integrand(s):
         kappa = 1e-4 + (1e-1 - 1e-4) * s / t_phi
@@ -151,13 +155,21 @@ def _direct_variance_by_quadrature(e, t, tau_name, schedule, t_phi=0.5):
 def test_direct_variance_table_matches_quadrature(make_sde, tau, paper_schedule):
     sde = make_sde(tau=tau, variant="direct")
     rng = np.random.default_rng(11)
-    edges = np.concatenate([[0.0, 1e-5, 1e-4, 1e-3, 0.02, 0.5, 1.0], rng.uniform(0, 1, 4), 10 ** rng.uniform(-5, -1, 4)])
-    times = np.concatenate([[1e-3, 0.01, 0.2, 0.4999, 0.5, 0.5004, 0.8, 1.0], rng.uniform(1e-3, 1, 4), 10 ** rng.uniform(-3, -1, 3)])
+    edges = np.concatenate(
+        [[0.0, 1e-5, 1e-4, 1e-3, 0.02, 0.5, 1.0], rng.uniform(0, 1, 4), 10 ** rng.uniform(-5, -1, 4)]
+    )
+    times = np.concatenate(
+        [[1e-3, 0.01, 0.2, 0.4999, 0.5, 0.5004, 0.8, 1.0], rng.uniform(1e-3, 1, 4), 10 ** rng.uniform(-3, -1, 3)]
+    )
     e = torch.tensor(edges, dtype=torch.float32).reshape(1, 1, 1, -1)
     t = torch.tensor(times, dtype=torch.float32).reshape(-1, 1, 1, 1)
     table = (sde.noise_std(e, t, e) ** 2).double().numpy().reshape(len(times), len(edges))
-    reference = np.array([[_direct_variance_by_quadrature(ei, float(np.float32(ti)), tau, paper_schedule) for ei in edges]
-                          for ti in times])
+    reference = np.array(
+        [
+            [_direct_variance_by_quadrature(ei, float(np.float32(ti)), tau, paper_schedule) for ei in edges]
+            for ti in times
+        ]
+    )
     relative = np.abs(table / reference - 1)
     assert relative.max() <= 1e-4, f"worst relative error {relative.max():.2e}"
 

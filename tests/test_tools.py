@@ -27,34 +27,64 @@ def test_compare_samplers_on_the_oracle_sweeps_grids_and_skips_with_reasons(tmp_
 
 def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
     workdir = tmp_path / "run"
-    trained = subprocess.run([sys.executable, "-m", "sde_edge.cli", "train", f"--config={TINY}", f"--workdir={workdir}",
-                              "--config.training.n_iters=5", "--progress=false"], capture_output=True, text=True, timeout=600)
+    trained = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sde_edge.cli",
+            "train",
+            f"--config={TINY}",
+            f"--workdir={workdir}",
+            "--config.training.n_iters=5",
+            "--progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert trained.returncode == 0, trained.stderr
-    command = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), f"--workdir={workdir}", "--samplers=ddpm,ddim",
-               "--steps=2,4", "--reference=ddpm@6", "--n=20", "--features=classifier", f"--out={tmp_path / 'cmp'}"]
+    command = [
+        sys.executable,
+        str(ROOT / "tools" / "compare_samplers.py"),
+        f"--workdir={workdir}",
+        "--samplers=ddpm,ddim",
+        "--steps=2,4",
+        "--reference=ddpm@6",
+        "--n=20",
+        "--features=classifier",
+        f"--out={tmp_path / 'cmp'}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "cmp" / "results.csv")
     assert len(rows) == 5 and all(float(r["fd"]) > 0 for r in rows)
     assert [(r["sampler"], r["steps"]) for r in rows][0] == ("ddpm", "6")  # the reference, run once
-    assert set(json.loads((tmp_path / "cmp" / "nfe_to_match_ddpm.json").read_text())) == {"ddpm (uniform)", "ddim (uniform)"}
+    assert set(json.loads((tmp_path / "cmp" / "nfe_to_match_ddpm.json").read_text())) == {
+        "ddpm (uniform)",
+        "ddim (uniform)",
+    }
     # the target from an existing eval-samples report instead of a run: ddim within 10% of a huge FD at once
     report = tmp_path / "metrics.json"
     from sde_edge.metrics.features import ClassifierFeatures  # the label the comparison's classifier features carry
     label = ClassifierFeatures("digits", 8, 1, progress=False).label
-    report.write_text(json.dumps({"sampler": "ddpm", "steps": 500, "nfe": 500, "fd": 1e6, "n": 1000, "features": label}))
+    report.write_text(
+        json.dumps({"sampler": "ddpm", "steps": 500, "nfe": 500, "fd": 1e6, "n": 1000, "features": label})
+    )
     command = command[:3] + ["--samplers=ddim", "--steps=2", f"--reference_report={report}", "--n=20",
                              "--features=classifier", f"--out={tmp_path / 'cmp2'}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "cmp2" / "results.csv")
-    assert [(r["sampler"], r["steps"]) for r in rows] == [("ddpm", "500"), ("ddim", "2")] and "metrics.json" in rows[0]["note"]
+    assert [(r["sampler"], r["steps"]) for r in rows] == [("ddpm", "500"), ("ddim", "2")] and "metrics.json" in rows[0][
+        "note"
+    ]
     assert json.loads((tmp_path / "cmp2" / "nfe_to_match_ddpm.json").read_text())["ddim (uniform)"] == 2
 
 
 def test_compare_samplers_needs_a_model():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "compare_samplers.py")], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "compare_samplers.py")], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode != 0 and "--oracle" in result.stderr
 
 
@@ -76,8 +106,14 @@ def test_bench_runs_without_touching_the_readme(tmp_path):
 
 
 def test_solver_order_measures_every_case(tmp_path):
-    command = [sys.executable, str(ROOT / "tools" / "solver_order.py"), "--steps=2,4,8", "--reference_steps=32", "--n=8",
-               f"--out={tmp_path}"]
+    command = [
+        sys.executable,
+        str(ROOT / "tools" / "solver_order.py"),
+        "--steps=2,4,8",
+        "--reference_steps=32",
+        "--n=8",
+        f"--out={tmp_path}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "order.csv")
@@ -89,10 +125,10 @@ def test_sampler_specs_carry_keyword_options_to_the_sampler():
     import pytest
     import torch
 
-    from sde_edge.comparison import SamplerSpec, run_comparison
     from sde_edge.config import default_diffusion
     from sde_edge.oracle import MixtureOracle, rectangle_images
-    from sde_edge.processes import build_sde
+    from sde_edge.process_registry import build_sde
+    from sde_edge.sampler_comparison import SamplerSpec, run_comparison
 
     churned = SamplerSpec.parse("edm:s_churn=10:s_noise=1.003")
     assert churned.options == {"s_churn": 10.0, "s_noise": 1.003} and churned.label == "edm:s_churn=10:s_noise=1.003"

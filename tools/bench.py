@@ -25,13 +25,15 @@ from sde_edge.data import load_dataset
 from sde_edge.devices import resolve_device
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
-from sde_edge.processes import build_sde
+from sde_edge.process_registry import build_sde
 
 ROOT = Path(__file__).resolve().parents[1]
 _ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood"], "Which benchmarks: train, samplers, likelihood.")
 _REPEATS = flags.DEFINE_integer("repeats", 40, "Timed repetitions per case.")
 _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
-_CONFIG = flags.DEFINE_string("config", str(ROOT / "configs" / "digits_edge_ramp.py"), "Config of the network and batch.")
+_CONFIG = flags.DEFINE_string(
+    "config", str(ROOT / "configs" / "digits_edge_ramp.py"), "Config of the network and batch."
+)
 _WRITE = flags.DEFINE_bool("write_readme", False, "Replace the tables (and the sentences above them) in README.md.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run whose EMA weights the samplers and likelihood use "
                                "(default: the config's network with random weights).")
@@ -55,8 +57,12 @@ def _timed(fn, device):
 
 def _process_configs(config):
     processes = {}
-    for name, changes in (("edge", {}), ("ddpm", {"tau": "isotropic"}), ("blur", {"process": "blur", "blur_sigma_max": 10.0}),
-                          ("bluenoise", {"process": "bluenoise"})):
+    for name, changes in (
+        ("edge", {}),
+        ("ddpm", {"tau": "isotropic"}),
+        ("blur", {"process": "blur", "blur_sigma_max": 10.0}),
+        ("bluenoise", {"process": "bluenoise"}),
+    ):
         diffusion = config.diffusion.copy_and_resolve_references()
         diffusion.update(changes)
         processes[name] = build_sde(diffusion)
@@ -65,7 +71,9 @@ def _process_configs(config):
 
 def bench_train(config, device, repeats):
     data = load_dataset(config.data, "train").first(config.training.batch_size).to(device)
-    losses = {name: ScoreMatchingLoss.from_config(config.training, sde) for name, sde in _process_configs(config).items()}
+    losses = {
+        name: ScoreMatchingLoss.from_config(config.training, sde) for name, sde in _process_configs(config).items()
+    }
     torch.manual_seed(0)
     model = build_model(config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -91,8 +99,8 @@ def bench_train(config, device, repeats):
             step(loss)
     for _ in range(repeats):
         for name, loss in losses.items():
-            times[name].append(_timed(lambda: step(loss), device)[0])
-            own[name].append(_timed(lambda: own_work(loss), device)[0])
+            times[name].append(_timed(lambda loss=loss: step(loss), device)[0])
+            own[name].append(_timed(lambda loss=loss: own_work(loss), device)[0])
     medians = {name: statistics.median(values) for name, values in times.items()}
     owns = {name: statistics.median(values) for name, values in own.items()}
     extra = {name: (owns[name] - owns["ddpm"]) / medians["ddpm"] for name in losses}
@@ -108,7 +116,9 @@ def bench_train(config, device, repeats):
              f"{100 * extra['edge']:+.2f}% to a DDPM training step, the DCT baselines {100 * extra['blur']:+.2f}% "
              f"(blurring) and {100 * extra['bluenoise']:+.2f}% (blue noise); whole steps timed side by side give "
              f"edge / DDPM = {ratio:.3f}, within this machine's noise.")
-    return header + "\n".join(rows) + f"\n\nedge / DDPM = **{ratio:.3f}** (whole step), **{1 + extra['edge']:.4f}** (own work)\n", prose
+    return header + "\n".join(
+        rows
+    ) + f"\n\nedge / DDPM = **{ratio:.3f}** (whole step), **{1 + extra['edge']:.4f}** (own work)\n", prose
 
 
 class _NearFree:
@@ -143,16 +153,22 @@ def bench_samplers(config, device, repeats, steps=50, batch=64):
         for _ in range(max(3, repeats // 10)):
             for label, net in (("unet", model), ("free", _NearFree())):
                 generator = torch.Generator(device).manual_seed(0)
-                times[label].append(_timed(lambda: sample(name, net, sde, shape, steps=steps, generator=generator,
-                                                          device=device, **options), device)[0])
+                def run(name=name, net=net, generator=generator, options=options):
+                    return sample(name, net, sde, shape, steps=steps, generator=generator, device=device, **options)
+
+                times[label].append(_timed(run, device)[0])
         unet, free = statistics.median(times["unet"]), statistics.median(times["free"])
         shares.append(free / unet)
         label = f"{name}{':' + options['method'] if options else ''}"
         rows.append(f"| {label} | {1e3 * unet:.0f} | {1e3 * free:.0f} | {100 * free / unet:.1f}% |")
-    header = (f"Sampler overhead, {steps} steps, batch {batch} x {config.data.num_channels} x {config.data.image_size}^2, "
-              f"{sde!r}, {device.type}, medians:\n\n| sampler | with the demo UNet (ms) | with a near-free model (ms) | "
-              f"overhead share |\n|---|---|---|---|\n")
-    prose = f"The samplers spend {100 * min(shares):.1f}% to {100 * max(shares):.1f}% of their time outside the network."
+    header = (
+        f"Sampler overhead, {steps} steps, batch {batch} x {config.data.num_channels} x {config.data.image_size}^2, "
+        f"{sde!r}, {device.type}, medians:\n\n| sampler | with the demo UNet (ms) | with a near-free model (ms) | "
+        f"overhead share |\n|---|---|---|---|\n"
+    )
+    prose = (
+        f"The samplers spend {100 * min(shares):.1f}% to {100 * max(shares):.1f}% of their time outside the network."
+    )
     return header + "\n".join(rows) + "\n", prose
 
 
@@ -165,7 +181,9 @@ def bench_likelihood(config, device, repeats, batch=64):
     generator = torch.Generator(device).manual_seed(0)
     sampled, measured = [], []
     for _ in range(max(1, repeats // 20)):
-        seconds, sampling = _timed(lambda: sample("ode", model, sde, x.shape, steps=1, generator=generator, device=device), device)
+        seconds, sampling = _timed(
+            lambda: sample("ode", model, sde, x.shape, steps=1, generator=generator, device=device), device
+        )
         sampled.append(seconds)
         seconds, likelihood = _timed(lambda: ode_bpd(model, sde, x, generator=generator), device)
         measured.append(seconds)

@@ -18,14 +18,26 @@ from pathlib import Path
 import torch
 from absl import app, flags
 
-from sde_edge.comparison import (MetricsJudge, OracleJudge, SamplerSpec, nfe_to_match, plot_quality_vs_nfe,
-                                 reference_value, run_comparison)
+from sde_edge.sampler_comparison import (
+    MetricsJudge,
+    OracleJudge,
+    SamplerSpec,
+    add_paired_differences,
+    nfe_to_match,
+    plot_quality_vs_nfe,
+    reference_value,
+    run_comparison,
+)
 from sde_edge.tables import markdown_table, write_csv
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (its newest checkpoint, EMA weights).")
 _ORACLE = flags.DEFINE_bool("oracle", False, "Use the mixture oracle (3 edge-rich 8x8 images) instead of a checkpoint.")
 _TAU = flags.DEFINE_string("tau", "linear_ramp", "--oracle only: the transition function of the process.")
-_SAMPLERS = flags.DEFINE_list("samplers", ["ddpm", "ddim", "dpmpp_2m", "heun"], "Samplers: name, name:method (torchsde:srk) or name:key=value[:key=value] (edm:s_churn=10).")
+_SAMPLERS = flags.DEFINE_list(
+    "samplers",
+    ["ddpm", "ddim", "dpmpp_2m", "heun"],
+    "Samplers: name, name:method (torchsde:srk) or name:key=value[:key=value] (edm:s_churn=10).",
+)
 _STEPS = flags.DEFINE_list("steps", ["10", "25"], "Step counts.")
 _REFERENCE = flags.DEFINE_string("reference", None, "SAMPLER@STEPS (e.g. ddpm@500) run once on the uniform grid as the "
                                  "target of nfe_to_match; default: ddpm at the largest --steps, among the settings.")
@@ -43,7 +55,7 @@ _OUT = flags.DEFINE_string("out", "runs/compare", "Output folder.")
 def _oracle_setup():
     from sde_edge.config import default_diffusion
     from sde_edge.oracle import MixtureOracle, rectangle_images
-    from sde_edge.processes import build_sde
+    from sde_edge.process_registry import build_sde
 
     sde = build_sde(default_diffusion(tau=_TAU.value))
     images = rectangle_images(3)
@@ -102,6 +114,7 @@ def main(argv):
                                seed=_SEED.value, x_init=x_init, out_dir=out)
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
                            out_dir=out)
+    add_paired_differences(rows, judge, reference_label, reference_steps)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
     (out / "results.md").write_text(table)
@@ -111,7 +124,9 @@ def main(argv):
     matches = nfe_to_match(rows, reference_label, reference_steps, judge.primary)
     (out / "nfe_to_match_ddpm.json").write_text(json.dumps(matches, indent=1))
     print(table)
-    print(f"NFE at which each sampler is within 10% of {reference_label}@{reference_steps} on {judge.primary}: {matches}")
+    print(
+        f"NFE at which each sampler is within 10% of {reference_label}@{reference_steps} on {judge.primary}: {matches}"
+    )
     print(f"wrote {out}/results.csv, results.md, quality_vs_nfe.png, nfe_to_match_ddpm.json, samples_*.png")
     return 0
 

@@ -19,9 +19,19 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
-    command = [sys.executable, "-m", "sde_edge.cli", "eval-samples", f"--workdir={_WORKDIR.value}", f"--n={_N.value}",
-               f"--steps={_STEPS.value}", f"--sampler={_SAMPLER.value}", f"--seed={_SEED.value}", "--features=classifier",
-               f"--out={_WORKDIR.value}/quality"]
+    command = [
+        sys.executable,
+        "-m",
+        "sde_edge.cli",
+        "eval-samples",
+        f"--workdir={_WORKDIR.value}",
+        f"--n={_N.value}",
+        f"--steps={_STEPS.value}",
+        f"--sampler={_SAMPLER.value}",
+        f"--seed={_SEED.value}",
+        "--features=classifier",
+        f"--out={_WORKDIR.value}/quality",
+    ]
     return subprocess.run(command).returncode
 
 

@@ -23,13 +23,13 @@ from pathlib import Path
 
 from absl import app, flags
 
+import sde_edge.experiments.studies  # noqa: F401 (registers every study)
 from sde_edge.devices import set_cpu_threads
 from sde_edge.experiments.compute import compute_used
 from sde_edge.experiments.evaluate import Pending, set_compute
 from sde_edge.experiments.registry import STUDIES, claim_order, load_plugin
 from sde_edge.experiments.report import assemble
 from sde_edge.experiments.runs import ensure_trained
-import sde_edge.experiments.studies  # noqa: F401 (registers every study)
 from sde_edge.train import TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,8 @@ per Laplacian band), because the Inception weights cannot be fetched offline: th
 FIDs and compare models only with each other. Standard errors are over independently trained
 seeds (frequency: bootstrap errors, one seed). A verdict is 'reproduced' when the edge model is
 better by more than two combined standard errors, 'not reproduced' when it is worse by more than
-two, 'inconclusive' otherwise; 'pending' marks a study whose runs are not all done yet. The CSV / JSON behind every figure lie in `reproduction/<study>/`."""
+two, 'inconclusive' otherwise; 'pending' marks a study whose runs are not all done yet. The CSV /
+JSON behind every figure lie in `reproduction/<study>/`."""
 
 FOOTER = """## Details and what a GPU would settle
 
@@ -94,7 +95,11 @@ def main(argv):
         for spec in specs[index::count]:
             ensure_trained(spec, root, quick=quick, progress=False)
         return 0
-    report = Path(_REPORT.value) if _REPORT.value else (root / "REPRODUCTION.md" if quick else ROOT / "paper_appendix" / "REPRODUCTION.md")
+    report = (
+        Path(_REPORT.value)
+        if _REPORT.value
+        else (root / "REPRODUCTION.md" if quick else ROOT / "paper_appendix" / "REPRODUCTION.md")
+    )
     artifacts = report.parent / "reproduction"
     timings_path = artifacts / "timings.json"
     for study in chosen:
@@ -115,9 +120,16 @@ def main(argv):
             timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
             timings[study] = round(time.perf_counter() - started, 1)
             timings_path.write_text(json.dumps(timings, indent=1))
-        compute = "\n".join(["", "", "Wall time used so far on this machine, per study (trainings shared by several "
-                              "studies count under the first; jobs ran side by side, so these are not end-to-end times):",
-                              "", *compute_used(root, quick)])
+        compute = "\n".join(
+            [
+                "",
+                "",
+                "Wall time used so far on this machine, per study (trainings shared by several "
+                "studies count under the first; jobs ran side by side, so these are not end-to-end times):",
+                "",
+                *compute_used(root, quick),
+            ]
+        )
         assemble(report, artifacts, HEADER, FOOTER + compute, order=list(STUDIES), claim_order=claim_order())
         print(f"{study}: {time.perf_counter() - started:.0f} s; report {report}", flush=True)
     return 0

@@ -12,9 +12,9 @@ Two cases, both exact or nearly so, with no network in the way:
 
 Errors are the median over samples of the max over pixels (a mixture path near a decision
 boundary may switch modes at coarse K, which would swamp a max over samples), taken at t* = the
-last grid time before t = 0 of the coarsest run: log-SNR grids with K and 2K steps share their times, so every K that divides
-4,000 and is a multiple of the coarsest K reaches t* exactly. The slope is fitted over the
-three finest K (the asymptotic range). Writes order.csv and order.png.
+last grid time before t = 0 of the coarsest run: log-SNR grids with K and 2K steps share their
+times, so every K that divides 4,000 and is a multiple of the coarsest K reaches t* exactly. The
+slope is fitted over the three finest K (the asymptotic range). Writes order.csv and order.png.
 """
 import sys
 from pathlib import Path
@@ -24,7 +24,7 @@ import torch
 from absl import app, flags
 
 _STEPS = flags.DEFINE_list("steps", ["5", "10", "20", "40", "80"], "Step counts (each a multiple of the first).")
-_SAMPLERS = flags.DEFINE_list("samplers", ["ddim", "dpmpp_2m"], "Deterministic samplers to measure.")
+_SAMPLERS = flags.DEFINE_list("samplers", ["ddim", "dpmpp_2m", "dpmpp_3m"], "Deterministic samplers to measure.")
 _REFERENCE_STEPS = flags.DEFINE_integer("reference_steps", 4000, "Steps of the mixture cases' reference run.")
 _N = flags.DEFINE_integer("n", 64, "Samples (paths) per case.")
 _OUT = flags.DEFINE_string("out", "runs/solver_order", "Output folder.")
@@ -44,7 +44,7 @@ def main(argv):
     from sde_edge.config import default_diffusion
     from sde_edge.figures import plt
     from sde_edge.oracle import GaussianOracle, MixtureOracle, rectangle_images
-    from sde_edge.processes import build_sde
+    from sde_edge.process_registry import build_sde
     from sde_edge.tables import markdown_table, write_csv
 
     steps = [int(k) for k in _STEPS.value]

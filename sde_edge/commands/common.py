@@ -1,11 +1,35 @@
-"""What the subcommands share: checks before any work."""
+"""What the subcommands share: the generation commands' flags and checks before any work."""
+from dataclasses import dataclass
 from pathlib import Path
+
+from absl import flags
+
+
+@dataclass(frozen=True)
+class GenerationFlags:
+    """The flags every command that samples from a run has (``sample``, ``sdedit``)."""
+
+    workdir: flags.FlagHolder
+    seed: flags.FlagHolder
+    out: flags.FlagHolder
+    batch_size: flags.FlagHolder
+    device: flags.FlagHolder
+
+
+def define_generation_flags(out_default, out_help):
+    """--workdir, --seed, --out, --batch_size and --device (one command module is loaded at a time)."""
+    return GenerationFlags(
+        workdir=flags.DEFINE_string("workdir", None, "Run folder (or a checkpoint file)."),
+        seed=flags.DEFINE_integer("seed", 0, "Seed.", lower_bound=0),
+        out=flags.DEFINE_string("out", out_default, out_help),
+        batch_size=flags.DEFINE_integer("batch_size", 256, "Samples per batch.", lower_bound=1),
+        device=flags.DEFINE_string("device", "auto", "auto | cpu | cuda | cuda:K"),
+    )
 
 
 def config_from_flag(holder):
     """The config a ``DEFINE_config_file`` flag names, with its ``--config.*`` overrides, or None;
     a missing file or a folder is a one-line error naming it (ml_collections' own is a traceback)."""
-    from absl import flags
     from ml_collections import config_flags
 
     name = config_flags.get_config_filename(flags.FLAGS[holder.name])

@@ -24,6 +24,7 @@ _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda | cuda:K")
 
 
 def main():
+    # imports inside main: torch and the library load only for this command (sde-edge --help stays fast)
     import sys
 
     from sde_edge.commands.common import open_run

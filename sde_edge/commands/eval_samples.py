@@ -21,7 +21,9 @@ _SAMPLES = flags.DEFINE_string("samples", None, "An .npz with array 'samples' (N
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config naming the reference data (with --samples).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run: sample it, and take its data as the reference.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "The reference split.")
-_N = flags.DEFINE_integer("n", None, "Samples to draw with --workdir (default: the run's config.eval.num_samples).", lower_bound=1)
+_N = flags.DEFINE_integer(
+    "n", None, "Samples to draw with --workdir (default: the run's config.eval.num_samples).", lower_bound=1
+)
 _N_REFERENCE = flags.DEFINE_integer("n_reference", None, "Reference images (default: the whole split).", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the sampling and of the metrics' random subsets.", lower_bound=0)
 _FEATURES = flags.DEFINE_enum("features", "auto", ["auto", "inception", "classifier"], "Feature space.")
@@ -50,6 +52,7 @@ def _load_samples(path):
 
 
 def main():
+    # imports inside main: torch and the library load only for this command (sde-edge --help stays fast)
     import numpy as np
 
     from sde_edge.commands.common import config_from_flag

@@ -22,8 +22,12 @@ def _all_options():
 
 def define_sampler_flags():
     """--sampler, --steps, --grid and one flag per sampler option; returns a reader of the chosen ones."""
-    sampler = flags.DEFINE_enum("sampler", None, sorted(SAMPLERS), "Sampler (default: the run's config.sampling.method).")
-    steps = flags.DEFINE_integer("steps", None, "Sampler steps (default: the run's config.sampling.steps).", lower_bound=1)
+    sampler = flags.DEFINE_enum(
+        "sampler", None, sorted(SAMPLERS), "Sampler (default: the run's config.sampling.method)."
+    )
+    steps = flags.DEFINE_integer(
+        "steps", None, "Sampler steps (default: the run's config.sampling.steps).", lower_bound=1
+    )
     grid = flags.DEFINE_enum("grid", None, list(GRIDS), "Time grid (default: the run's config.sampling.grid).")
     options, choices = _all_options()
     holders = {}

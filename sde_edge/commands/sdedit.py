@@ -14,18 +14,19 @@ from pathlib import Path
 
 from absl import flags
 
+from sde_edge.commands.common import define_generation_flags
 from sde_edge.commands.sampler_flags import define_sampler_flags
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (or a checkpoint file).")
-_GUIDES = flags.DEFINE_string("guides", None, "Your paintings: an .npz (array 'guides' or 'samples') or an image folder.")
+_GUIDES = flags.DEFINE_string(
+    "guides", None, "Your paintings: an .npz (array 'guides' or 'samples') or an image folder."
+)
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"], "Split whose images become paintings.")
 _N = flags.DEFINE_integer("n", 64, "Paintings (the first n of the split).", lower_bound=1)
-_STROKES = flags.DEFINE_integer("strokes", None, "Colours per painting (default 3 for grey, 6 for colour).", lower_bound=1)
+_STROKES = flags.DEFINE_integer(
+    "strokes", None, "Colours per painting (default 3 for grey, 6 for colour).", lower_bound=1
+)
 _T0 = flags.DEFINE_float("t0", 0.5, "The hijack time in (0, 1]: where the painting is perturbed to.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed.", lower_bound=0)
-_OUT = flags.DEFINE_string("out", "sdedit.npz", "Output .npz; the PNG goes beside it.")
-_BATCH = flags.DEFINE_integer("batch_size", 256, "Samples per batch.", lower_bound=1)
-_DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda | cuda:K")
+_RUN = define_generation_flags("sdedit.npz", "Output .npz; the PNG goes beside it.")
 _CHOSEN = define_sampler_flags()
 
 
@@ -51,6 +52,7 @@ def _user_guides(path, config):
 
 
 def main():
+    # imports inside main: torch and the library load only for this command (sde-edge --help stays fast)
     import numpy as np
     import torch
 
@@ -60,23 +62,30 @@ def main():
     from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
     from sde_edge.tensors import check_data_range
 
-    run, device, out = open_run(_WORKDIR.value, _DEVICE.value, _OUT.value)
+    run, device, out = open_run(_RUN.workdir.value, _RUN.device.value, _RUN.out.value)
     c = run.config
     if _GUIDES.value:
-        guides, sources = _user_guides(_GUIDES.value, c), torch.zeros(0, c.data.num_channels, c.data.image_size, c.data.image_size)
+        guides, sources = (
+            _user_guides(_GUIDES.value, c),
+            torch.zeros(0, c.data.num_channels, c.data.image_size, c.data.image_size),
+        )
         check_data_range(guides, "--guides")
         if guides.shape[1:] != sources.shape[1:]:
-            raise ValueError(f"--guides have shape {tuple(guides.shape[1:])} per image; the run makes {tuple(sources.shape[1:])}")
+            raise ValueError(
+                f"--guides have shape {tuple(guides.shape[1:])} per image; the run makes {tuple(sources.shape[1:])}"
+            )
     else:
         sources = load_dataset(c.data, _SPLIT.value).first(_N.value)
-        guides = stroke_paintings(sources, _STROKES.value or default_strokes(c.data.num_channels), seed=_SEED.value)
+        guides = stroke_paintings(sources, _STROKES.value or default_strokes(c.data.num_channels), seed=_RUN.seed.value)
     name, steps, grid, options = _CHOSEN(c.sampling)
-    result = sdedit(run.model, run.sde, guides, t0=_T0.value, sampler=name, steps=steps, seed=_SEED.value,
-                    batch_size=_BATCH.value, device=device, grid=grid, **options)
+    result = sdedit(run.model, run.sde, guides, t0=_T0.value, sampler=name, steps=steps, seed=_RUN.seed.value,
+                    batch_size=_RUN.batch_size.value, device=device, grid=grid, **options)
     np.savez(out, samples=result.samples.numpy(), guides=guides.numpy(), sources=sources.numpy())
     shown = min(len(guides), 12)
-    rows = ([("source", sources[:shown])] if len(sources) else []) + [("guide", guides[:shown]),
-                                                                      (f"result (t0={_T0.value:g})", result.samples[:shown])]
+    rows = ([("source", sources[:shown])] if len(sources) else []) + [
+        ("guide", guides[:shown]),
+        (f"result (t0={_T0.value:g})", result.samples[:shown]),
+    ]
     picture = save_rows(rows, out.with_suffix(".png"))
     print(f"{len(guides)} SDEdit samples ({name}, {steps} steps from t0 = {_T0.value:g}, {result.nfe} NFE per batch) "
           f"from step {run.step}: {out}, picture {picture}")

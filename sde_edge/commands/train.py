@@ -18,6 +18,7 @@ _THREADS = flags.DEFINE_integer("threads", None, "CPU threads for torch (default
 
 
 def main():
+    # imports inside main: torch and the library load only for this command (sde-edge --help stays fast)
     from sde_edge.commands.common import config_from_flag
     from sde_edge.devices import set_cpu_threads
 
@@ -39,8 +40,16 @@ def main():
         return
     run = load_run(result.workdir)
     c = run.config
-    samples = sample(c.sampling.method, run.model, run.sde, image_shape(c, c.sampling.num_samples), steps=c.sampling.steps,
-                     grid=c.sampling.grid, generator=stream_generator(c.seed, "final_samples"), progress=_PROGRESS.value).samples
+    samples = sample(
+        c.sampling.method,
+        run.model,
+        run.sde,
+        image_shape(c, c.sampling.num_samples),
+        steps=c.sampling.steps,
+        grid=c.sampling.grid,
+        generator=stream_generator(c.seed, "final_samples"),
+        progress=_PROGRESS.value,
+    ).samples
     from sde_edge.data import load_dataset
 
     example = load_dataset(c.data, "train").first(1)

@@ -25,7 +25,10 @@ def compute_used(root, quick=False):
              "|---|---|---|---|---|"]
     for name in STUDIES:
         minutes, timed = trainings[name], [t for t in evaluations[name] if t is not None]
-        lines.append(f"| {name} | {sum(m > 0 for m in minutes.values())} ({len(minutes)}) | {sum(minutes.values()):.0f} | "
-                     f"{len(evaluations[name])} | {sum(timed) / 60:.0f}"
-                     + (f" ({len(timed)} timed)" if len(timed) < len(evaluations[name]) else "") + " |")
+        lines.append(
+            f"| {name} | {sum(m > 0 for m in minutes.values())} ({len(minutes)}) | {sum(minutes.values()):.0f} | "
+            f"{len(evaluations[name])} | {sum(timed) / 60:.0f}"
+            + (f" ({len(timed)} timed)" if len(timed) < len(evaluations[name]) else "")
+            + " |"
+        )
     return lines

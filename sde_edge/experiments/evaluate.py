@@ -16,14 +16,14 @@ import torch
 from sde_edge.checkpoint import checkpoint_path, checkpoint_paths
 from sde_edge.config import image_shape
 from sde_edge.data import load_dataset
-from sde_edge.processes import build_sde
-from sde_edge.restore import load_run
-from sde_edge.sampling.batched import sample_in_batches
-from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
 from sde_edge.experiments.runs import workdir_of
 from sde_edge.figures import save_grid
 from sde_edge.metrics.features import ClassifierFeatures
 from sde_edge.metrics.report import sample_quality
+from sde_edge.process_registry import build_sde
+from sde_edge.restore import load_run
+from sde_edge.sampling.batched import sample_in_batches
+from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
 
 SDEDIT_STEPS = 50
 

@@ -30,10 +30,10 @@ def aggregate(rows, keys, metrics):
     return summary
 
 
-def compare(better_is_lower, ours, ours_se, baseline, baseline_se, z=2.0):
+def compare(ours, ours_se, baseline, baseline_se, *, lower_is_better=True, z=2.0):
     """The verdict for "ours beats the baseline": by more than z combined standard errors either
     way, or inconclusive. Missing standard errors (one seed) can only give 'inconclusive'."""
-    difference = (baseline - ours) if better_is_lower else (ours - baseline)
+    difference = (baseline - ours) if lower_is_better else (ours - baseline)
     se = float(np.hypot(ours_se, baseline_se))
     if not np.isfinite(se) or se == 0:
         return "inconclusive", difference, se
@@ -80,7 +80,9 @@ def assemble(report_path, artifacts, header, footer, order, claim_order=()):
         if (folder / "claims.json").exists():
             claims += json.loads((folder / "claims.json").read_text())
             sections.append((folder / "section.md").read_text())
-    claims.sort(key=lambda c: next((i for i, k in enumerate(claim_order) if c["claim"].startswith(k)), len(claim_order)))
+    claims.sort(
+        key=lambda c: next((i for i, k in enumerate(claim_order) if c["claim"].startswith(k)), len(claim_order))
+    )
     table = ["| claim | setting | the paper | ours (mean ± s.e. over training seeds) | verdict | figure |",
              "|---|---|---|---|---|---|"]
     table += [f"| {c['claim']} | {c['setting']} | {c['paper']} | {c['ours']} | **{c['verdict']}** | {c['figure']} |"

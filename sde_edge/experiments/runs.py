@@ -4,11 +4,13 @@ Every run uses the existing trainer and configs, with checkpoints kept every 500
 convergence and frequency studies read them) and the held-out loss logged. A run is resumable
 and a finished one is reused: ``ensure_trained`` only trains what is missing.
 """
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sde_edge.checkpoint import checkpoint_paths, checkpoint_step
 from sde_edge.config import load_config
+from sde_edge.train import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MILESTONE = 500
@@ -61,8 +63,6 @@ def is_trained(spec, root, quick=False):
 
 def ensure_trained(spec, root, quick=False, progress=True):
     """Train (or finish) a run unless it is done; returns its workdir."""
-    from sde_edge.train import train
-
     workdir = workdir_of(spec, root)
     if not is_trained(spec, root, quick):
         print(f"training {spec.key} in {workdir}", flush=True)
@@ -73,8 +73,6 @@ def ensure_trained(spec, root, quick=False, progress=True):
 def training_minutes(spec, root):
     """Wall minutes a run has trained so far, from its metrics.csv (each logged interval's steps over
     its steps_per_sec); 0 for a run not started."""
-    import csv
-
     path = workdir_of(spec, root) / "metrics.csv"
     if not path.exists():
         return 0.0

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from sde_edge.checkpoint import CHECKSUM_KEY, CheckpointError, atomic_save, load_checkpoint, payload_digest
 from sde_edge.data import load_dataset
+from sde_edge.workdir import waiting_lock
 
 log = logging.getLogger(__name__)
 LABELLED_EMBEDDED = ("digits", "shapes")
@@ -39,8 +40,13 @@ class ImageClassifier(nn.Module):
 
     def __init__(self, channels, num_classes):
         super().__init__()
-        self.convolutions = nn.ModuleList([nn.Conv2d(channels, 32, 3, padding=1), nn.Conv2d(32, 64, 3, stride=2, padding=1),
-                                           nn.Conv2d(64, 64, 3, stride=2, padding=1)])
+        self.convolutions = nn.ModuleList(
+            [
+                nn.Conv2d(channels, 32, 3, padding=1),
+                nn.Conv2d(32, 64, 3, stride=2, padding=1),
+                nn.Conv2d(64, 64, 3, stride=2, padding=1),
+            ]
+        )
         self.penultimate = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU())
         self.head = nn.Linear(128, num_classes)
         self.register_buffer("feature_scales", torch.ones(len(self.convolutions) + 1))
@@ -80,7 +86,9 @@ def _train(dataset, size, channels, seed=0, progress=True):
     for _ in tqdm(range(epochs), desc=f"training the {dataset} classifier ({size}px, once)", disable=not progress):
         for batch in torch.randperm(len(train), generator=generator).split(64):
             shift = tuple(torch.randint(-1, 2, (2,), generator=generator).tolist())
-            loss = F.cross_entropy(model(torch.roll(train.batch(batch), shifts=shift, dims=(2, 3))), train.labels[batch])
+            loss = F.cross_entropy(
+                model(torch.roll(train.batch(batch), shifts=shift, dims=(2, 3))), train.labels[batch]
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -95,21 +103,24 @@ def _train(dataset, size, channels, seed=0, progress=True):
 def load_classifier(dataset, size, channels, progress=True):
     """(classifier, held-out accuracy) for a labelled embedded dataset: from the cache, or trained now."""
     if dataset not in LABELLED_EMBEDDED:
-        raise ValueError(f"--features classifier needs a labelled embedded dataset {LABELLED_EMBEDDED}, got {dataset!r}")
+        raise ValueError(
+            f"--features classifier needs a labelled embedded dataset {LABELLED_EMBEDDED}, got {dataset!r}"
+        )
     path = cache_root() / "classifiers" / f"{dataset}-{size}px-{channels}ch-v{_VERSION}.pt"
     num_classes = int(_data(dataset, size, channels, "test").labels.max()) + 1
-    if path.exists():
+    with waiting_lock(path.with_suffix(".lock")):  # one process trains it; the others wait and load it
+        if path.exists():
+            try:
+                state = load_checkpoint(path)
+                model = ImageClassifier(channels, num_classes)
+                model.load_state_dict(state["model"])
+                return model.eval(), float(state["accuracy"])
+            except (CheckpointError, KeyError, RuntimeError) as error:
+                log.warning("classifier cache %s is unusable (%s); training it again", path, error)
+        model, accuracy = _train(dataset, size, channels, progress=progress)
+        state = {"model": model.state_dict(), "accuracy": accuracy}
         try:
-            state = load_checkpoint(path)
-            model = ImageClassifier(channels, num_classes)
-            model.load_state_dict(state["model"])
-            return model.eval(), float(state["accuracy"])
-        except (CheckpointError, KeyError, RuntimeError) as error:
-            log.warning("classifier cache %s is unusable (%s); training it again", path, error)
-    model, accuracy = _train(dataset, size, channels, progress=progress)
-    state = {"model": model.state_dict(), "accuracy": accuracy}
-    try:
-        atomic_save({**state, CHECKSUM_KEY: payload_digest(state)}, path)
-    except CheckpointError as error:
-        log.warning("could not cache the classifier (%s); it will be trained again next time", error)
+            atomic_save({**state, CHECKSUM_KEY: payload_digest(state)}, path)
+        except CheckpointError as error:
+            log.warning("could not cache the classifier (%s); it will be trained again next time", error)
     return model, accuracy

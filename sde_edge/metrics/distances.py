@@ -24,7 +24,7 @@ def gaussian_moments(features):
 def frechet_distance(features_a, features_b):
     """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^1/2) (clean-fid's stable implementation; its
     warning about a singular product, routine when there are fewer images than dimensions, is muted)."""
-    from cleanfid.fid import frechet_distance as cleanfid_frechet
+    from cleanfid.fid import frechet_distance as cleanfid_frechet  # costly to import: only when used
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=linalg.LinAlgWarning)
@@ -72,7 +72,7 @@ def kernel_distance(generated, reference, subsets=100, max_subset_size=1000, see
     Comparing a set with itself (the same array) draws the two subsets from disjoint halves:
     a point shared by both subsets puts a diagonal kernel value into the cross term and biases
     the unbiased MMD^2 below zero."""
-    from cleanfid.fid import kernel_distance as cleanfid_kernel
+    from cleanfid.fid import kernel_distance as cleanfid_kernel  # costly to import: only when used
 
     generated, reference = np.asarray(generated), np.asarray(reference)
     same = generated.shape == reference.shape and np.array_equal(generated, reference)
@@ -95,7 +95,7 @@ def kernel_distance(generated, reference, subsets=100, max_subset_size=1000, see
 
 def precision_recall(generated, reference, k=3):
     """{'precision', 'recall', 'density', 'coverage'} with k nearest neighbours."""
-    from prdc import compute_prdc
+    from prdc import compute_prdc  # costly to import: only when used
 
     if min(len(generated), len(reference)) <= k:
         raise ValueError(f"precision/recall with k = {k} needs more than {k} images in each set, "

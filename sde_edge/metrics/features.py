@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sde_edge.metrics.classifier import LABELLED_EMBEDDED, load_classifier
+
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
@@ -69,7 +71,7 @@ class InceptionFeatures:
     name = "inception"
 
     def __init__(self, mode="clean", path=None, device="cpu", fetch=True, batch_size=64):
-        from cleanfid.inception_torchscript import InceptionV3W
+        from cleanfid.inception_torchscript import InceptionV3W  # costly to import: only when used
         from cleanfid.resize import build_resizer
 
         if mode not in INCEPTION_MODES:
@@ -83,7 +85,9 @@ class InceptionFeatures:
         if path.name != INCEPTION_FILE:  # clean-fid's wrapper reads the file by its own name
             folder = Path(tempfile.mkdtemp())
             (folder / INCEPTION_FILE).symlink_to(path.resolve())
-        self.model = InceptionV3W(str(folder), download=False, resize_inside=mode == "legacy_tensorflow").to(device).eval()
+        self.model = (
+            InceptionV3W(str(folder), download=False, resize_inside=mode == "legacy_tensorflow").to(device).eval()
+        )
         self.resize = build_resizer(mode)
         self.mode, self.device, self.batch_size = mode, device, batch_size
         self.label = f"inception ({mode})"
@@ -110,8 +114,6 @@ class ClassifierFeatures:
     name = "classifier"
 
     def __init__(self, dataset, image_size, channels, progress=True):
-        from sde_edge.metrics.classifier import load_classifier
-
         self.model, self.accuracy = load_classifier(dataset, image_size, channels, progress=progress)
         self.label = f"classifier ({dataset}, {image_size}px, held-out accuracy {self.accuracy:.4f})"
         self.dataset = dataset
@@ -128,8 +130,6 @@ class ClassifierFeatures:
 
 def build_features(name, data_config, *, inception_mode="clean", inception_weights=None, device="cpu", progress=True):
     """The extractor ``--features`` names; ``auto`` is Inception if available, else the classifier."""
-    from sde_edge.metrics.classifier import LABELLED_EMBEDDED
-
     if name not in FEATURES:
         raise ValueError(f"--features must be one of {FEATURES}, got {name!r}")
     if name == "auto":

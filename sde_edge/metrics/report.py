@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sde_edge.figures import plt, save_grid
 from sde_edge.metrics.distances import frechet_distance, frechet_distance_stderr, kernel_distance, precision_recall
 from sde_edge.metrics.swd import swd_per_level
 from sde_edge.tensors import check_data_range
@@ -24,7 +25,9 @@ def check_samples(samples, reference, name="samples"):
         raise ValueError(f"{name} have shape {tuple(samples.shape[1:])} per image but the reference images have "
                          f"{tuple(reference.shape[1:])} (channels, height, width)")
     if len(samples) <= NEAREST_K:
-        raise ValueError(f"{name}: {len(samples)} images; precision/recall (k = {NEAREST_K}) needs at least {NEAREST_K + 1}")
+        raise ValueError(
+            f"{name}: {len(samples)} images; precision/recall (k = {NEAREST_K}) needs at least {NEAREST_K + 1}"
+        )
 
 
 def sample_quality(samples, reference, features, *, seed=0, progress=True):
@@ -59,8 +62,6 @@ def sample_quality(samples, reference, features, *, seed=0, progress=True):
 
 def write_report(report, samples, out_dir):
     """metrics.json, samples.png and swd_per_level.png in ``out_dir``; returns their paths."""
-    from sde_edge.figures import plt, save_grid
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(report, indent=1))

@@ -67,7 +67,9 @@ def wasserstein_1d(a, b):
     """Exact W_1 between the empirical distributions of the columns of a (n, K) and b (m, K): (K,)."""
     n, m = len(a), len(b)
     a, b = a.T.contiguous().sort(dim=1).values.T, b.T.contiguous().sort(dim=1).values.T  # sorting rows is fast
-    levels = torch.cat([torch.arange(1, n + 1, dtype=torch.float64) / n, torch.arange(1, m + 1, dtype=torch.float64) / m])
+    levels = torch.cat(
+        [torch.arange(1, n + 1, dtype=torch.float64) / n, torch.arange(1, m + 1, dtype=torch.float64) / m]
+    )
     levels = levels.sort().values
     widths = torch.diff(levels, prepend=torch.zeros(1, dtype=torch.float64))
     middle = levels - widths / 2  # a point inside each interval: both quantile functions are constant there
@@ -79,7 +81,9 @@ def wasserstein_1d(a, b):
 def sliced_wasserstein(a, b, directions=512, seed=0):
     """Mean over random unit directions of W_1 between the projections of point sets a and b."""
     a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
-    projections = torch.randn(a.shape[1], directions, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    projections = torch.randn(
+        a.shape[1], directions, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
     projections /= projections.norm(dim=0, keepdim=True)
     # float32 projections halve the sorting time; their rounding is far below the sampling noise
     return float(wasserstein_1d((a @ projections).float(), (b @ projections).float()).double().mean())

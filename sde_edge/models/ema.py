@@ -18,8 +18,8 @@ class EMA:
     def update(self, model):
         decay = min(self.rate, (1.0 + self.num_updates) / (10.0 + self.num_updates))
         self.num_updates += 1
-        for average, current in zip(self.model.parameters(), model.parameters()):
-            average.lerp_(current.detach(), 1.0 - decay)
+        averages, currents = list(self.model.parameters()), [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(averages, currents, 1.0 - decay)  # one fused pass over all tensors
         for average, current in zip(self.model.buffers(), model.buffers()):
             average.copy_(current)
 

@@ -63,14 +63,20 @@ class UNet(nn.Module):
         self.down, skip_channels, channels, size = nn.ModuleList(), [nf], nf, image_size
         for level, mult in enumerate(ch_mult):
             for _ in range(num_res_blocks):
-                self.down.append(nn.ModuleList([block(channels, nf * mult), self._attention(nf * mult, size, attn_resolutions, num_groups)]))
+                self.down.append(
+                    nn.ModuleList(
+                        [block(channels, nf * mult), self._attention(nf * mult, size, attn_resolutions, num_groups)]
+                    )
+                )
                 channels = nf * mult
                 skip_channels.append(channels)
             if level < len(ch_mult) - 1:
                 self.down.append(nn.Conv2d(channels, channels, 3, stride=2, padding=1))
                 skip_channels.append(channels)
                 size //= 2
-        self.middle = nn.ModuleList([block(channels, channels), AttentionBlock(channels, num_groups), block(channels, channels)])
+        self.middle = nn.ModuleList(
+            [block(channels, channels), AttentionBlock(channels, num_groups), block(channels, channels)]
+        )
 
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(ch_mult))):
@@ -79,9 +85,15 @@ class UNet(nn.Module):
                                               self._attention(nf * mult, size, attn_resolutions, num_groups)]))
                 channels = nf * mult
             if level > 0:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels, channels, 3, padding=1)))
+                self.up.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels, channels, 3, padding=1)
+                    )
+                )
                 size *= 2
-        self.head = nn.Sequential(_norm(channels, num_groups), nn.SiLU(), nn.Conv2d(channels, in_channels, 3, padding=1))
+        self.head = nn.Sequential(
+            _norm(channels, num_groups), nn.SiLU(), nn.Conv2d(channels, in_channels, 3, padding=1)
+        )
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 

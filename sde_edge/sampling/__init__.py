@@ -8,7 +8,7 @@ Every sampler is a plain function ``sampler(denoiser, y, ts, *, generator, repor
 grid ``ts`` (from ``grids.py``) on the process's coordinates, reports each grid time before its
 step, and returns the state at the last grid time; ``sample`` does the final denoise.
 """
+from sde_edge.sampling import continuous, discrete, multistep, ode  # noqa: F401  (they register the samplers)
 from sde_edge.sampling.registry import SAMPLERS, SampleResult, register_sampler, sample, sampler_options
-from sde_edge.sampling import continuous, discrete, ode  # noqa: F401  (they register the samplers)
 
 __all__ = ["SAMPLERS", "SampleResult", "register_sampler", "sample", "sampler_options"]

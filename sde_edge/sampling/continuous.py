@@ -7,9 +7,9 @@ import torch
 import torchsde
 
 from sde_edge.reverse import ReverseProcess
-from sde_edge.sampling.discrete import noise_like
 from sde_edge.sampling.grids import grid_steps
 from sde_edge.sampling.registry import register_sampler
+from sde_edge.tensors import noise_like
 
 
 @register_sampler("euler_maruyama", continuous_time=True)

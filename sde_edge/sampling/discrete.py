@@ -6,10 +6,7 @@ import torch
 
 from sde_edge.sampling.grids import crosses, grid_steps
 from sde_edge.sampling.registry import register_sampler
-
-
-def noise_like(y, generator):
-    return torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+from sde_edge.tensors import noise_like
 
 
 @register_sampler("ddpm")

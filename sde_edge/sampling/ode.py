@@ -9,10 +9,9 @@ import torch
 
 from sde_edge.odeint import integrate
 from sde_edge.reverse import ReverseProcess
-from sde_edge.sampling.discrete import noise_like
 from sde_edge.sampling.grids import grid_steps
 from sde_edge.sampling.registry import register_sampler
-
+from sde_edge.tensors import noise_like
 
 SCIPY_METHODS = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
 

@@ -91,7 +91,7 @@ class Ablation(Study):
 def _claim(name, by, others, dataset):
     """The paper's variant must beat every other one by two standard errors."""
     paper = by[PAPER_VARIANT]
-    verdicts = [compare(True, paper["fd"], paper["fd_se"], by[o]["fd"], by[o]["fd_se"])[0] for o in others]
+    verdicts = [compare(paper["fd"], paper["fd_se"], by[o]["fd"], by[o]["fd_se"])[0] for o in others]
     verdict = ("reproduced" if all(v == "reproduced" for v in verdicts) else
                "not reproduced" if any(v == "not reproduced" for v in verdicts) else "inconclusive")
     ours = (f"FD {pm(paper['fd'], paper['fd_se'])} (paper's) vs "

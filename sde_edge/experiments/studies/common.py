@@ -10,8 +10,15 @@ import numpy as np
 
 from sde_edge.experiments.evaluate import Protocol, require_compute
 from sde_edge.experiments.report import pm, write_study
-from sde_edge.experiments.runs import (BLUR_SIGMAS, CONSTANT_KAPPAS, SEEDS, T_PHIS, ensure_trained, is_trained,
-                                       unconditional_run)
+from sde_edge.experiments.runs import (
+    BLUR_SIGMAS,
+    CONSTANT_KAPPAS,
+    SEEDS,
+    T_PHIS,
+    ensure_trained,
+    is_trained,
+    unconditional_run,
+)
 from sde_edge.figures import plt, save_figure
 from sde_edge.shapes import CLASSES as SHAPE_CLASSES
 
@@ -100,7 +107,12 @@ def trained_unconditional(budget, root, models=None):
     for dataset in budget.datasets:
         for model in models or budget.models:
             for seed in budget.seeds:
-                yield dataset, model, seed, ensure_trained_spec(unconditional_run(dataset, model, seed), root, budget.quick)
+                yield (
+                    dataset,
+                    model,
+                    seed,
+                    ensure_trained_spec(unconditional_run(dataset, model, seed), root, budget.quick),
+                )
 
 
 def pending_note(pending):

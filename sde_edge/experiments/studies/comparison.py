@@ -25,7 +25,9 @@ class Comparison(Study):
     name = "comparison"
     title = "The paper's comparison: edge against the paper's DDPM, and what makes the difference (claim 1)"
     claims = tuple(CLAIMS)
-    summary = "E vs the paper's DDPM (eps, DDPM loss) and the decomposition (D-sigma, E-var, released variants); 5 seeds"
+    summary = (
+        "E vs the paper's DDPM (eps, DDPM loss) and the decomposition (D-sigma, E-var, released variants); 5 seeds"
+    )
 
     def runs(self, quick=False):
         """In the budget's order: the E/D sweep and E and D seed by seed; then, arm by arm, the sweep and
@@ -33,7 +35,9 @@ class Comparison(Study):
         main, *others = _settings(quick)
 
         def sweep(arm):
-            return [cr.sweep_run(main, arm, lr, clip) for lr, clip in cr.sweep_grid(quick)] if arm in cr.SWEEP_ARMS else []
+            return (
+                [cr.sweep_run(main, arm, lr, clip) for lr, clip in cr.sweep_grid(quick)] if arm in cr.SWEEP_ARMS else []
+            )
 
         runs = sweep("E") + sweep("D") + [cr.run_of(main, a, s) for s in main.seeds for a in ("E", "D")]
         for arm in main.arms[2:]:
@@ -55,12 +59,16 @@ class Comparison(Study):
             raise Pending(pending[0] if pending else "no comparison run is trained yet")
         write_csv(rows, out / "per_seed.csv")
         write_csv(sweep, out / "sweep.csv")
-        summary = [self._summarise(rows, setting, arm, root, quick) for setting in _settings(quick) for arm in setting.arms]
+        summary = [
+            self._summarise(rows, setting, arm, root, quick) for setting in _settings(quick) for arm in setting.arms
+        ]
         summary = [s for s in summary if s is not None]
         write_csv(summary, out / "summary.csv")
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
         shown = [s for s in summary if s["sampler"] == final] or summary
-        bar_figure(shown, shown[0]["sampler"], "fd", out / "fd.png", "FD per arm (classifier features)", label_key="arm")
+        bar_figure(
+            shown, shown[0]["sampler"], "fd", out / "fd.png", "FD per arm (classifier features)", label_key="arm"
+        )
         claims = self._claims(summary, rows, final, quick)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
@@ -108,7 +116,9 @@ class Comparison(Study):
         if not mine:
             return None
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
-        entries = aggregate(mine, ("setting", "arm", "sampler"), ("fd", "grad_norm_median", "clipped_share", "train_minutes"))
+        entries = aggregate(
+            mine, ("setting", "arm", "sampler"), ("fd", "grad_norm_median", "clipped_share", "train_minutes")
+        )
         entry = next((e for e in entries if e["sampler"] == final), entries[0])
         fds = [r["fd"] for r in mine if r["sampler"] == entry["sampler"]]
         entry.update(fd_min=min(fds), fd_max=max(fds), complete=entry["seeds"] == len(setting.seeds),
@@ -131,10 +141,13 @@ class Comparison(Study):
             a, b = by.get((setting, ours)), by.get((setting, baseline))
             label = f"{setting}, {final}, {ours} vs {baseline}"
             if not (a and b and a["complete"] and b["complete"]):
-                done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {(a or b or {}).get('seeds_of', '?')} seeds"
-                claims.append(claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated)", "pending", "-"))
+                total = (a or b or {}).get("seeds_of", "?")
+                done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {total} seeds"
+                claims.append(
+                    claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated)", "pending", "-")
+                )
                 continue
-            verdict, _, _ = compare(True, a["fd"], a["fd_se"], b["fd"], b["fd_se"])
+            verdict, _, _ = compare(a["fd"], a["fd_se"], b["fd"], b["fd_se"])
             paired = [r["fd"] - q["fd"] for r in rows for q in rows if r["setting"] == q["setting"] == setting
                       and r["sampler"] == q["sampler"] == final and r["arm"] == ours and q["arm"] == baseline
                       and r["seed"] == q["seed"]]

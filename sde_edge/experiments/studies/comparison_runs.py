@@ -50,7 +50,12 @@ class Setting:
         return f"{self.dataset}{self.size}"
 
 
-NET_32PX = (("data.image_size", 32), ("model.nf", 32), ("model.ch_mult", (1, 2, 2, 2)), ("model.attn_resolutions", (8,)))
+NET_32PX = (
+    ("data.image_size", 32),
+    ("model.nf", 32),
+    ("model.ch_mult", (1, 2, 2, 2)),
+    ("model.attn_resolutions", (8,)),
+)
 SETTINGS = (
     Setting("shapes", 16, tuple(ARMS), (0, 1, 2, 3, 4), 10_000),
     Setting("digits", 16, ("E", "D"), (0, 1, 2, 3, 4), 3_000),
@@ -95,7 +100,9 @@ def run_of(setting, arm, seed):
                  "training.keep_every": MILESTONES, "training.checkpoint_freq": MILESTONES}
     if setting.size != 16:
         overrides["data.image_size"] = setting.size
-    return RunSpec(f"cmp-{setting.name}-{arm.label}-s{seed}", f"paper/{setting.dataset}_{arm.config}.py", seed, overrides)
+    return RunSpec(
+        f"cmp-{setting.name}-{arm.label}-s{seed}", f"paper/{setting.dataset}_{arm.config}.py", seed, overrides
+    )
 
 
 def sweep_run(setting, arm, lr, clip, seed=0):

@@ -83,10 +83,14 @@ def sweep_table(sweep):
 
 
 def arm_table(summary):
-    lines = ["| setting | arm | seeds | FD | seed range | ddim@50 | dpmpp_2m@10 | median grad norm | clipped | min / run |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | arm | seeds | FD | seed range | ddim@50 | dpmpp_2m@10 | median grad norm | clipped | min / run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summary:
-        others = [pm(v, s.get(f"{k}_se")) for k, v in s.items() if k.startswith("fd_") and "@" in k and not k.endswith("_se")]
+        others = [
+            pm(v, s.get(f"{k}_se")) for k, v in s.items() if k.startswith("fd_") and "@" in k and not k.endswith("_se")
+        ]
         others = (others + ["-", "-"])[:2]
         seeds = f"{s['seeds']} of {s['seeds_of']}" + ("" if s["complete"] else " (pending)")
         lines.append(f"| {s['setting']} | {s['arm']} | {seeds} | {pm(s['fd'], s['fd_se'])} | "

@@ -102,7 +102,7 @@ def _claim(dataset, level, reached, quick):
     e, d = (np.array(reached[m], dtype=float) for m in ("edge", "ddpm"))
     if np.isfinite(e).all() and np.isfinite(d).all():
         e_se, d_se = e.std(ddof=1) / math.sqrt(len(e)), d.std(ddof=1) / math.sqrt(len(d))
-        verdict, _, _ = compare(True, e.mean(), e_se, d.mean(), d_se)
+        verdict, _, _ = compare(e.mean(), e_se, d.mean(), d_se)
         ours = f"iteration to FD <= {level:.3g}: edge {pm(e.mean(), e_se, 4)}, DDPM {pm(d.mean(), d_se, 4)}"
     else:
         verdict = "inconclusive"

@@ -70,14 +70,22 @@ class Frequency(Study):
             ahead, behind = int((z > 2).sum()), int((z < -2).sum())
             half = len(iterations) / 2
             verdict = "reproduced" if ahead > half else "not reproduced" if behind > half else "inconclusive"
-            claims.append(claim_row(CLAIM, f"{dataset} blurred by {sigma:g} px, seed 0",
-                                    "edge learns the low-to-mid bands better (App. B)",
-                                    f"edge ahead by > 2 s.e. at {ahead}/{len(iterations)} checkpoints, behind at {behind}; "
-                                    f"final FD(DDPM) - FD(edge) = {pm(difference[i, -1], se[i, -1])}", verdict,
-                                    "[heatmap.png](reproduction/frequency/heatmap.png)"))
+            claims.append(
+                claim_row(
+                    CLAIM,
+                    f"{dataset} blurred by {sigma:g} px, seed 0",
+                    "edge learns the low-to-mid bands better (App. B)",
+                    f"edge ahead by > 2 s.e. at {ahead}/{len(iterations)} checkpoints, behind at {behind}; "
+                    f"final FD(DDPM) - FD(edge) = {pm(difference[i, -1], se[i, -1])}",
+                    verdict,
+                    "[heatmap.png](reproduction/frequency/heatmap.png)",
+                )
+            )
         values = dict(dataset=dataset, bands=", ".join(f"{s:g}" for s in bands), sampler=protocol.sampler,
                       steps=protocol.steps, n=protocol.n)
-        write_section(out, TEMPLATE, values, claims, {"rows": rows, "difference": difference.tolist(), "se": se.tolist()})
+        write_section(
+            out, TEMPLATE, values, claims, {"rows": rows, "difference": difference.tolist(), "se": se.tolist()}
+        )
         return rows
 
 

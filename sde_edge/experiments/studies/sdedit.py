@@ -89,7 +89,7 @@ class SDEditStudy(Study):
 def _claim(summary, dataset, t0, budget):
     entries = {s["model"]: s for s in summary if s["dataset"] == dataset and s["t0"] == t0}
     edge, ddpm = entries["edge"], entries["ddpm"]
-    verdict, _, _ = compare(True, edge["fd"], edge["fd_se"], ddpm["fd"], ddpm["fd_se"])
+    verdict, _, _ = compare(edge["fd"], edge["fd_se"], ddpm["fd"], ddpm["fd_se"])
     ours = (f"FD edge {pm(edge['fd'], edge['fd_se'])} vs DDPM {pm(ddpm['fd'], ddpm['fd_se'])}; precision "
             f"{pm(edge['precision'], edge['precision_se'])} vs {pm(ddpm['precision'], ddpm['precision_se'])}, "
             f"recall {pm(edge['recall'], edge['recall_se'])} vs {pm(ddpm['recall'], ddpm['recall_se'])}; "
@@ -103,7 +103,9 @@ def fd_against_t0(summary, datasets, models, path):
     fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 3.0), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         for model in models:
-            points = sorted((s["t0"], s["fd"], s["fd_se"]) for s in summary if s["dataset"] == dataset and s["model"] == model)
+            points = sorted(
+                (s["t0"], s["fd"], s["fd_se"]) for s in summary if s["dataset"] == dataset and s["model"] == model
+            )
             if not points:
                 continue
             t0s, means, ses = map(np.array, zip(*points))

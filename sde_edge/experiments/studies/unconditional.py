@@ -6,8 +6,16 @@ from sde_edge.experiments.evaluate import Pending, evaluate
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.report import aggregate, compare, pm, summary_table
 from sde_edge.experiments.runs import unconditional_runs
-from sde_edge.experiments.studies.common import (METRICS, Budget, bar_figure, class_share_table, lines, metrics_row,
-                                                 trained_unconditional, write_section)
+from sde_edge.experiments.studies.common import (
+    METRICS,
+    Budget,
+    bar_figure,
+    class_share_table,
+    lines,
+    metrics_row,
+    trained_unconditional,
+    write_section,
+)
 from sde_edge.figures import plt, save_figure
 from sde_edge.tables import write_csv
 
@@ -73,10 +81,18 @@ class Unconditional(Study):
         swd_figure(summary, shown, out / "swd_per_level.png")
         claims = [self._claim(rows, budget, dataset, sampler, protocol)
                   for dataset in budget.datasets for sampler, protocol in protocols.items()]
-        table = summary_table(sorted(summary, key=lambda s: (s["dataset"], samplers.index(s["sampler"]))),
-                              [("dataset", "dataset"), ("sampler", "sampler"), ("model", "model"), ("seeds", "seeds")],
-                              [("FD", "fd", 1), ("KID x 1e3", "kid", 1e3), ("precision", "precision", 1),
-                               ("recall", "recall", 1), ("SWD mean x 1e3", "swd_mean", 1e3), ("confident", "confident", 1)])
+        table = summary_table(
+            sorted(summary, key=lambda s: (s["dataset"], samplers.index(s["sampler"]))),
+            [("dataset", "dataset"), ("sampler", "sampler"), ("model", "model"), ("seeds", "seeds")],
+            [
+                ("FD", "fd", 1),
+                ("KID x 1e3", "kid", 1e3),
+                ("precision", "precision", 1),
+                ("recall", "recall", 1),
+                ("SWD mean x 1e3", "swd_mean", 1e3),
+                ("confident", "confident", 1),
+            ],
+        )
         values = dict(models=", ".join(budget.models), n_seeds=len(budget.seeds), n=budget.final.n,
                       final_steps=budget.final.steps, fast_steps=budget.fast.steps, table=lines(table),
                       class_shares=lines(class_share_table(summary, budget.datasets, shown)), shown=shown)
@@ -87,9 +103,17 @@ class Unconditional(Study):
     def _claim(rows, budget, dataset, sampler, protocol):
         """Edge against DDPM on the training seeds both have (all, or the first ones so far)."""
         setting = f"{dataset}, {sampler}, {protocol.n} samples, equal loss"
-        seeds = [seed for seed in budget.seeds
-                 if all(any(r["dataset"] == dataset and r["sampler"] == sampler and r["model"] == m and r["seed"] == seed
-                            for r in rows) for m in ("edge", "ddpm"))]
+        seeds = [
+            seed
+            for seed in budget.seeds
+            if all(
+                any(
+                    r["dataset"] == dataset and r["sampler"] == sampler and r["model"] == m and r["seed"] == seed
+                    for r in rows
+                )
+                for m in ("edge", "ddpm")
+            )
+        ]
         if len(seeds) < 2 or seeds != list(budget.seeds[:len(seeds)]):
             return claim_row(CLAIM, setting, PAPER, "evaluations still running", "pending", "-")
         if len(seeds) < len(budget.seeds):
@@ -97,7 +121,7 @@ class Unconditional(Study):
         chosen = [r for r in rows if r["dataset"] == dataset and r["sampler"] == sampler and r["seed"] in seeds]
         entries = {e["model"]: e for e in aggregate(chosen, ("model",), ("fd",))}
         edge, ddpm = entries["edge"], entries["ddpm"]
-        verdict, _, _ = compare(True, edge["fd"], edge["fd_se"], ddpm["fd"], ddpm["fd_se"])
+        verdict, _, _ = compare(edge["fd"], edge["fd_se"], ddpm["fd"], ddpm["fd_se"])
         lower = 100 * (ddpm["fd"] - edge["fd"]) / ddpm["fd"]
         ours = (f"FD edge {pm(edge['fd'], edge['fd_se'])} vs DDPM {pm(ddpm['fd'], ddpm['fd_se'])} "
                 f"(edge {abs(lower):.0f}% {'lower' if lower > 0 else 'higher'})")

@@ -56,8 +56,11 @@ class Weighting(Study):
         rows = []
         for spec in weighting_runs():
             ensure_trained_spec(spec, root, quick)
-            row = metrics_row(evaluate(spec, root, protocol, quick=quick), weighting=spec.overrides["training.weighting"],
-                              seed=spec.seed)
+            row = metrics_row(
+                evaluate(spec, root, protocol, quick=quick),
+                weighting=spec.overrides["training.weighting"],
+                seed=spec.seed,
+            )
             row.update(bits_per_dim(spec, root, n_images, quick))
             rows.append(row)
         summary = aggregate(rows, ("weighting",), ("fd", "ode_bpd", "vlb_bpd", "vlb_kl", "vlb_decoder"))
@@ -65,9 +68,14 @@ class Weighting(Study):
         write_csv(summary, out / "summary.csv")
         by = {s["weighting"]: s for s in summary}
         paper, likelihood = by["paper"], by["likelihood"]
-        verdict, _, _ = compare(True, likelihood["vlb_bpd"], likelihood["vlb_bpd_se"], paper["vlb_bpd"], paper["vlb_bpd_se"])
-        ours = "; ".join(f"{name} {pm(likelihood[k], likelihood[f'{k}_se'])} (likelihood) vs {pm(paper[k], paper[f'{k}_se'])} "
-                         "(paper)" for name, k in (("bound", "vlb_bpd"), ("ODE", "ode_bpd"), ("FD", "fd")))
+        verdict, _, _ = compare(
+            True, likelihood["vlb_bpd"], likelihood["vlb_bpd_se"], paper["vlb_bpd"], paper["vlb_bpd_se"]
+        )
+        ours = "; ".join(
+            f"{name} {pm(likelihood[k], likelihood[f'{k}_se'])} (likelihood) vs {pm(paper[k], paper[f'{k}_se'])} "
+            "(paper)"
+            for name, k in (("bound", "vlb_bpd"), ("ODE", "ode_bpd"), ("FD", "fd"))
+        )
         claims = [claim_row(CLAIM, f"digits, tau linear_ramp, {len(SEEDS)} seeds",
                             "(not a paper claim) does the likelihood weighting fix the bound?", ours,
                             {"reproduced": "yes, the bound", "not reproduced": "no"}.get(verdict, verdict), "(table)")]

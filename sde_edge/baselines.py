@@ -1,5 +1,5 @@
-"""The paper's baselines as processes diagonal in a frequency basis, and ``build_sde``
-(paper_appendix/B_baselines.md derives both SDEs; paper_appendix/math.md, section 3.3 summarises them).
+"""The paper's baselines as processes diagonal in a frequency basis (paper_appendix/B_baselines.md
+derives both SDEs; paper_appendix/math.md, section 3.3 summarises them).
 
 Both share DDPM's reference schedule a(t), b(t) (``diffusion.num_steps``, ``beta_min``,
 ``beta_max``) and live in the orthonormal 2-D DCT (or real DFT, ``diffusion.basis``), where
@@ -19,9 +19,14 @@ import math
 
 import torch
 
-from sde_edge.bases import BASES
+from sde_edge.bases import BASES, BASIS_NAMES
+from sde_edge.fields import Field, choice, number
+from sde_edge.process_registry import register_process
 from sde_edge.schedules import TransitionFunction
 from sde_edge.sde import SDE, EdgePreservingSDE
+
+BASIS = Field("dct", choice(BASIS_NAMES), "the frequency basis: dct or dft")
+
 
 class _SpectralSDE(SDE):
     """A process whose coefficients are functions of each coordinate's frequency; cached per size."""
@@ -32,6 +37,10 @@ class _SpectralSDE(SDE):
         self._cache = {}
 
     noise_depends_on_data = False
+
+    @classmethod
+    def noise_depends_on(cls, diffusion):
+        return False
 
     def noise_statistic(self, x0):
         return None
@@ -45,8 +54,17 @@ class _SpectralSDE(SDE):
         return self._cache[key]
 
 
+@register_process
 class BlurringSDE(_SpectralSDE):
     """Blurring diffusion (see the module docstring): per-frequency signal decay, white noise."""
+
+    name = "blur"
+    fields = {
+        "basis": BASIS,
+        "blur_sigma_max": Field(20.0, number(0), "the largest blur, in pixels (Hoogeboom & Salimans' default)"),
+        "blur_min_scale": Field(1e-3, number(0, 1, low_open=True, high_open=True),
+                                "no frequency is damped below this fraction"),
+    }
 
     def __repr__(self):
         c = self.config
@@ -87,8 +105,19 @@ class BlurringSDE(_SpectralSDE):
         return beta - 2 * self.schedule.noise(t) ** 2 * log_decay_rate
 
 
+@register_process
 class BlueNoiseSDE(_SpectralSDE):
     """Blue-to-white noise (see the module docstring): alpha = a(t), per-frequency noise power."""
+
+    name = "bluenoise"
+    fields = {
+        "basis": BASIS,
+        "tau": EdgePreservingSDE.fields["tau"],
+        "t_phi": EdgePreservingSDE.fields["t_phi"],
+        "tau_k": EdgePreservingSDE.fields["tau_k"],
+        "bluenoise_cutoff": Field(0.25, number(0, low_open=True), "cycles per pixel below which blue is suppressed"),
+        "bluenoise_floor": Field(0.1, number(0, 1, low_open=True), "the suppressed frequencies' relative power"),
+    }
 
     def __init__(self, config):
         super().__init__(config)
@@ -99,7 +128,8 @@ class BlueNoiseSDE(_SpectralSDE):
 
     def __repr__(self):
         c = self.config
-        return f"BlueNoiseSDE(basis={c.basis!r}, tau={c.tau!r}, t_phi={c.t_phi}, cutoff={c.bluenoise_cutoff}, N={c.num_steps})"
+        return (f"BlueNoiseSDE(basis={c.basis!r}, tau={c.tau!r}, t_phi={c.t_phi}, cutoff={c.bluenoise_cutoff}, "
+                f"N={c.num_steps})")
 
     def blue_spectrum(self, like):
         """B_k, (H, W), mean 1: the noise power of each frequency at t = 0."""
@@ -142,11 +172,3 @@ class BlueNoiseSDE(_SpectralSDE):
         self.check_continuous()
         rate = self.gamma.derivative(t) * (1 - self.blue_spectrum(like))
         return self.schedule.beta(t) * self.power(t, like) + self.schedule.noise(t) ** 2 * rate
-
-
-PROCESS_CLASSES = {"edge": EdgePreservingSDE, "blur": BlurringSDE, "bluenoise": BlueNoiseSDE}
-
-
-def build_sde(diffusion_config):
-    """The process a ``config.diffusion`` section names (``diffusion.process``, default ``edge``)."""
-    return PROCESS_CLASSES[diffusion_config.get("process", "edge")](diffusion_config)

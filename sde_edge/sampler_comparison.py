@@ -17,7 +17,9 @@ import torch
 from scipy.stats import chisquare
 from tqdm.auto import tqdm
 
-from sde_edge.figures import plt, save_grid
+from sde_edge.figures import plt, save_figure, save_grid
+from sde_edge.metrics.distances import FixedReferenceFD
+from sde_edge.metrics.report import sample_quality
 from sde_edge.sampling import SAMPLERS, sample
 
 
@@ -84,17 +86,33 @@ class OracleJudge:
 
 
 class MetricsJudge:
-    """``sde_edge.metrics`` against a reference image set; ``primary`` names the headline metric."""
+    """``sde_edge.metrics`` against a reference image set; ``primary`` names the headline metric.
+    ``last_features`` holds the features of the samples judged last (for paired differences)."""
 
     def __init__(self, features, reference, primary="fd"):
         self.features, self.reference, self.primary = features, reference, primary
+        self.last_features = None
+        self._reference_fd = None
 
     def __call__(self, samples):
-        from sde_edge.metrics.report import sample_quality
-
-        report = sample_quality(samples.clamp(-1, 1), self.reference, self.features, progress=False)  # as images
+        samples = samples.clamp(-1, 1)  # as images
+        report = sample_quality(samples, self.reference, self.features, progress=False)
+        self.last_features = self.features(samples, progress=False)
         keep = ("fd", "fd_stderr", "kid", "precision", "recall", "swd_mean", "confident")
         return {key: report[key] for key in keep if key in report}
+
+    def paired_fd_difference(self, features, reference_features, resamples=200, seed=0):
+        """(FD(setting) - FD(reference), its bootstrap standard error). Sample i of both sets started
+        from the same initial noise (the same seed), so the pairs are resampled together: the
+        noise shared by both sets cancels, and differences below one unpaired s.e. can be called."""
+        if self._reference_fd is None:
+            self._reference_fd = FixedReferenceFD(self.features(self.reference, progress=False))
+        fd = self._reference_fd
+        n = min(len(features), len(reference_features))
+        rng = np.random.default_rng(seed)
+        draws = [rng.integers(0, n, n) for _ in range(resamples)]
+        differences = [fd(features[i]) - fd(reference_features[i]) for i in draws]
+        return float(fd(features[:n]) - fd(reference_features[:n])), float(np.std(differences, ddof=1))
 
 
 def refusal(name, sde, grid):
@@ -116,6 +134,7 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
                                      else [(k, {}) for k in step_counts])
                 if not (spec.name == "ode" and grid != grids[0])]
     rows, last_samples = [], {}
+    features = {}  # row index -> the judge's features of its samples (paired differences)
     for spec, grid, steps, extra in tqdm(settings, desc="samplers x grids x steps", disable=not progress):
         row = {"sampler": spec.label, "grid": grid if spec.name != "ode" else "adaptive",
                "steps": steps if spec.name != "ode" else "", "tolerance": extra.get("rtol", "")}
@@ -128,10 +147,28 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
         result = sample(spec.name, model, sde, shape, steps=steps, generator=generator, x_init=x_init, grid=grid,
                         **spec.options, **extra)
         rows.append({**row, "nfe": result.nfe, "seconds": time.perf_counter() - start, **judge(result.samples)})
+        if getattr(judge, "last_features", None) is not None:
+            features[len(rows) - 1] = judge.last_features
         last_samples[(spec.label, grid)] = result.samples
     if out_dir is not None:
         for (label, grid), samples in last_samples.items():
             save_grid(samples[:64], Path(out_dir) / f"samples_{label.replace(':', '_')}_{grid}.png")
+    for index, row in enumerate(rows):
+        if index in features:
+            row["_features"] = features[index]  # not written to the CSV; see add_paired_differences
+    return rows
+
+
+def add_paired_differences(rows, judge, reference_label, reference_steps):
+    """``fd_diff`` and ``fd_diff_se`` (paired bootstrap, ``MetricsJudge.paired_fd_difference``) of every
+    row against the reference row; drops the rows' features afterwards."""
+    reference = next((r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps
+                      and "_features" in r), None)
+    for row in rows:
+        if reference is not None and "_features" in row:
+            row["fd_diff"], row["fd_diff_se"] = judge.paired_fd_difference(row["_features"], reference["_features"])
+    for row in rows:
+        row.pop("_features", None)
     return rows
 
 
@@ -161,15 +198,14 @@ def plot_quality_vs_nfe(rows, metric, path, title="", reference=None, tolerance=
     ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def reference_value(rows, reference_label, reference_steps, metric):
     """``metric`` of the reference sampler at ``reference_steps`` among ``rows`` (None if absent)."""
-    reference = [r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps and metric in r]
+    reference = [
+        r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps and metric in r
+    ]
     return reference[0][metric] if reference else None
 
 

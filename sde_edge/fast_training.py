@@ -1,0 +1,58 @@
+"""The training's fast arithmetic, each an option that leaves the math unchanged: mixed precision for
+the network (``training.precision``), ``torch.compile`` (``training.compile``), channels-last
+memory (``model.channels_last``) and the fused Adam kernel (``optim.fused``).
+
+Only the network runs in half precision: the SDE's coefficients, sigma, the per-pixel loss weights
+(1 / sigma^2 and G^2 / sigma^4 overflow in fp16), the optimiser's state, the EMA and the checkpoints
+stay fp32, so a run resumes in any precision. fp16 scales the loss (``torch.amp.GradScaler``); a
+step the scaler skips for an overflow is the scaler's business, not a divergence.
+"""
+import torch
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class FastNetwork(torch.nn.Module):
+    """``network(x, t)`` under autocast (and channels-last input), returning fp32; carries the wrapped
+    model's ``parameterization`` so that the Denoiser reads it as before."""
+
+    def __init__(self, network, parameterization, precision="fp32", channels_last=False):
+        super().__init__()
+        self.network, self.parameterization = network, parameterization
+        self.dtype, self.channels_last = PRECISIONS[precision], channels_last
+
+    def forward(self, x, t):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype is None:
+            return self.network(x, t)
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            output = self.network(x, t)
+        return output.float()
+
+
+def fast_network(model, network, config):
+    """The callable the training loss calls: ``network`` (the model, or its DDP wrapper) compiled,
+    channels-last and autocast as ``config`` asks; the model itself is left as it is for EMA and saving."""
+    if config.model.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if config.training.compile:
+        network = torch.compile(network, backend=config.training.compile_backend)
+    if config.training.precision == "fp32" and not config.model.channels_last and not config.training.compile:
+        return network
+    return FastNetwork(network, model.parameterization, config.training.precision, config.model.channels_last)
+
+
+def grad_scaler(config, device):
+    """A GradScaler for fp16 (None otherwise)."""
+    if config.training.precision != "fp16":
+        return None
+    return torch.amp.GradScaler(device.type)
+
+
+def build_optimizer(model, optim_config):
+    """Adam on the model's parameters; ``optim.fused`` picks the fused kernel (one launch for all
+    tensors on a GPU), else torch's default (foreach where supported)."""
+    o = optim_config
+    return torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, 0.999), eps=o.eps,
+                            weight_decay=o.weight_decay, fused=True if o.fused else None)
