@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "sdedit": ("sde_edge.commands.sdedit", "stroke-guided generation (SDEdit) from a trained run"),
     "eval-nll": ("sde_edge.commands.eval_nll", "bits/dim by the probability-flow ODE and the variational bound"),
     "eval-samples": ("sde_edge.commands.eval_samples", "FD, KID, precision/recall and per-band SWD of samples"),
+    "prepare-data": ("sde_edge.commands.prepare_data", "decode and resize an image folder once for training"),
 }
 HELP = ("-h", "--help", "--helpshort", "--helpfull")
 

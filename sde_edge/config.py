@@ -40,7 +40,7 @@ def load_config(path):
 COMPILE_BACKENDS = ("inductor", "cudagraphs", "aot_eager", "eager")  # aot_eager: traces without a C++ compiler
 DATA_RULES = {"dataset": choice(DATASETS), "image_size": integer(4), "num_channels": choice((1, 3)),
               "download": BOOL, "skip_bad_images": BOOL, "blur_sigma": number(0), "random_flip": BOOL,
-              "validation_fraction": number(0, 0.5, high_open=True)}
+              "validation_fraction": number(0, 0.5, high_open=True), "prepare": BOOL, "num_workers": integer(0)}
 
 
 MODEL_RULES = {
@@ -70,7 +70,7 @@ EVAL_RULES = {"batch_size": integer(1), "num_samples": integer(1)}
 ADDED_FIELDS = {
     "diffusion": dict(process="edge", basis="dct", blur_sigma_max=20.0, blur_min_scale=1e-3,
                       bluenoise_cutoff=0.25, bluenoise_floor=0.1),
-    "data": dict(blur_sigma=0.0, random_flip=False, validation_fraction=0.0),
+    "data": dict(blur_sigma=0.0, random_flip=False, validation_fraction=0.0, prepare=False, num_workers=0),
     "training": dict(checkpoint_freq=500, checkpoint_minutes=1.0, keep_every=0, eval_freq=0,
                      max_skipped_steps=20, divergence_factor=100.0, precision="fp32", compile=False,
                      compile_backend="inductor"),

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from sde_edge.image_folder import ImageFolder, check_image, load_image
 from sde_edge.image_sets import ImageSet, TensorImageSet, gaussian_blur, split_indices, validation_indices
+from sde_edge.prepared import PreparedImageSet, prepare
 from sde_edge.shapes import shapes
 
 __all__ = ["DATASETS", "SPLITS", "ImageFolder", "ImageSet", "TensorImageSet", "check_image", "gaussian_blur",
@@ -111,6 +112,10 @@ def load_dataset(data_config, split="train"):
 def _load_split(data_config, split):
     name, size, channels = data_config.dataset, data_config.image_size, data_config.num_channels
     blur = float(data_config.get("blur_sigma", 0.0))
+    if name == "folder" and data_config.get("prepare", False):
+        array, paths = prepare(data_config.root, size, channels, skip_bad_images=data_config.skip_bad_images)
+        every = PreparedImageSet(array, paths, blur)
+        return every.subset(sorted(split_indices(len(every), split).tolist()))
     if name == "folder":
         return ImageFolder(data_config.root, size, channels, split, data_config.skip_bad_images, blur)
     if name in ("mnist", "cifar10"):

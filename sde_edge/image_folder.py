@@ -81,7 +81,7 @@ def load_image(path, size, channels):
     return tensor if channels == 1 else tensor.expand(3, -1, -1).clone()
 
 
-_BAD_IMAGE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+BAD_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
               Image.DecompressionBombWarning)
 
 
@@ -104,7 +104,7 @@ class ImageFolder(ImageSet):
             try:
                 check_image(path)
                 good.append(path)
-            except _BAD_IMAGE as error:
+            except BAD_IMAGE_ERRORS as error:
                 if not skip_bad_images:
                     raise ValueError(f"data.root: cannot read image {path} ({error}); "
                                      "set data.skip_bad_images=true to skip it") from error

@@ -89,8 +89,9 @@ class Trainer:
         torch.manual_seed(stream_seed(c.seed, "dropout", self.ctx.rank))  # per-rank stream: dropout and the like
         self.sde = build_sde(c.diffusion)
         self.loss = ScoreMatchingLoss.from_config(c.training, self.sde)
-        self.source = BatchSource(load_dataset(c.data, "train"), c.training.batch_size, c.seed, self.ctx.device)
         self.rank_slice = rank_slice(self.ctx, c.training.batch_size)
+        self.source = BatchSource(load_dataset(c.data, "train"), c.training.batch_size, c.seed, self.ctx.device,
+                                  self.rank_slice, c.data.num_workers)
         self.model = build_model(c).to(self.ctx.device)
         self.ema = EMA(self.model, c.model.ema_rate)
         self.optimizer = build_optimizer(self.model, c.optim)
@@ -108,6 +109,8 @@ class Trainer:
         self.heldout = self._heldout_batch() if self.ctx.is_main else None  # the eval loss and the pre-save probe
 
     def close(self):
+        if getattr(self, "source", None) is not None:
+            self.source.close()
         if self.lock is not None:
             self.lock.release()
             self.lock = None
@@ -188,12 +191,12 @@ class Trainer:
     # --- one step ----------------------------------------------------------------------------
     def train_step(self):
         c = self.config
-        indices = self.source.indices(self.step)
-        x0 = self.source.fetch(indices[self.rank_slice])
+        x0 = self.source.batch(self.step)
+        batch_size = c.training.batch_size  # the global batch: flips and noise are drawn for all ranks
         if c.data.random_flip:
-            x0 = random_flips(x0, c.seed, self.step, self.rank_slice, len(indices))
+            x0 = random_flips(x0, c.seed, self.step, self.rank_slice, batch_size)
         t, importance, eps = draw_noise(
-            self.loss, c.seed, "step_noise", self.step, (len(indices),) + tuple(x0.shape[1:]), self.ctx.device
+            self.loss, c.seed, "step_noise", self.step, (batch_size,) + tuple(x0.shape[1:]), self.ctx.device
         )
         s = self.rank_slice
         loss = self.loss(self.network, x0, t[s], eps[s], importance[s])

@@ -66,6 +66,11 @@ class WorkdirLock:
         self.release()
 
 
+def cache_root():
+    """Where trained classifiers and prepared datasets are kept: $SDE_EDGE_CACHE, else ~/.cache/sde_edge."""
+    return Path(os.environ.get("SDE_EDGE_CACHE", Path.home() / ".cache" / "sde_edge"))
+
+
 @contextmanager
 def waiting_lock(path):
     """Hold an exclusive flock on ``path`` (created if need be), waiting for any other holder: for

@@ -10,6 +10,9 @@ train:      median train-step time of each process (edge, DDPM, blurring, blue n
 samplers:   wall time per sampler with a near-free model against the demo UNet: the share of the
             time spent outside the network calls (the sampler's own overhead).
 likelihood: the probability-flow ODE likelihood (Hutchinson) against ODE sampling, per image.
+options:    the training step with bf16, fp16, channels-last, fused Adam (and torch.compile with
+            --compile) against fp32 eager (tools/bench_training.py).
+pipeline:   a synthetic folder of 2,000 JPEGs at 64 px: open, loader images/s, waiting share.
 """
 import re
 import statistics
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import torch
 from absl import app, flags
+from bench_training import bench_options, bench_pipeline
 
 from sde_edge.config import image_shape, load_config
 from sde_edge.data import load_dataset
@@ -28,7 +32,9 @@ from sde_edge.models import build_model
 from sde_edge.process_registry import build_sde
 
 ROOT = Path(__file__).resolve().parents[1]
-_ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood"], "Which benchmarks: train, samplers, likelihood.")
+_ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood", "options", "pipeline"],
+                          "Which benchmarks: train, samplers, likelihood, options, pipeline.")
+_COMPILE = flags.DEFINE_bool("compile", False, "options: include torch.compile (minutes of compiling on a CPU).")
 _REPEATS = flags.DEFINE_integer("repeats", 40, "Timed repetitions per case.")
 _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
 _CONFIG = flags.DEFINE_string(
@@ -196,7 +202,12 @@ def bench_likelihood(config, device, repeats, batch=64):
     return table, f"An ODE likelihood costs {per_nll / per_sample:.1f}x an ODE sample."
 
 
-BENCHES = {"train": bench_train, "samplers": bench_samplers, "likelihood": bench_likelihood}
+def _bench_options(config, device, repeats):
+    return bench_options(config, device, repeats, include_compile=_COMPILE.value)
+
+
+BENCHES = {"train": bench_train, "samplers": bench_samplers, "likelihood": bench_likelihood,
+           "options": _bench_options, "pipeline": bench_pipeline}
 
 
 def write_readme_section(name, text):

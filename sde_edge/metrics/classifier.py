@@ -15,8 +15,6 @@ channels) under $SDE_EDGE_CACHE (default ~/.cache/sde_edge), written atomically 
 checksum like a training checkpoint; a cache file that does not verify is retrained.
 """
 import logging
-import os
-from pathlib import Path
 
 import ml_collections
 import torch
@@ -26,7 +24,7 @@ from tqdm.auto import tqdm
 
 from sde_edge.checkpoint import CHECKSUM_KEY, CheckpointError, atomic_save, load_checkpoint, payload_digest
 from sde_edge.data import load_dataset
-from sde_edge.workdir import waiting_lock
+from sde_edge.workdir import cache_root, waiting_lock
 
 log = logging.getLogger(__name__)
 LABELLED_EMBEDDED = ("digits", "shapes")
@@ -69,10 +67,6 @@ class ImageClassifier(nn.Module):
 def _data(dataset, size, channels, split):
     config = ml_collections.ConfigDict(dict(dataset=dataset, image_size=size, num_channels=channels, blur_sigma=0.0))
     return load_dataset(config, split)
-
-
-def cache_root():
-    return Path(os.environ.get("SDE_EDGE_CACHE", Path.home() / ".cache" / "sde_edge"))
 
 
 def _train(dataset, size, channels, seed=0, progress=True):
