@@ -9,10 +9,11 @@ import numpy as np
 from sde_edge.experiments.evaluate import Pending, evaluate
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.report import aggregate, compare, pm
-from sde_edge.experiments.runs import is_trained, training_minutes
+from sde_edge.experiments.runs import QUICK_MILESTONE, is_trained, milestone_steps, training_minutes
 from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.experiments.studies.common import bar_figure, ensure_trained_spec, lines, metrics_row, write_section
 from sde_edge.experiments.studies.comparison_text import CLAIMS, DECOMPOSITION, TEMPLATE, arm_table, sweep_table
+from sde_edge.figures import plt, save_figure
 from sde_edge.tables import write_csv
 
 
@@ -69,6 +70,9 @@ class Comparison(Study):
         bar_figure(
             shown, shown[0]["sampler"], "fd", out / "fd.png", "FD per arm (classifier features)", label_key="arm"
         )
+        curve = self._curve(root, quick)
+        write_csv(curve, out / "convergence.csv")
+        convergence_figure(curve, out / "convergence.png")
         claims = self._claims(summary, rows, final, quick)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
@@ -93,6 +97,21 @@ class Comparison(Study):
                 except Pending:
                     rows.append({"arm": arm, "lr": lr, "clip": clip, "ema": None, "fd_val": math.nan,
                                  "fd_val_stderr": math.nan})
+        return rows
+
+    @staticmethod
+    def _curve(root, quick):
+        """FD (ddim@50, 500 samples) of the main setting's runs at every kept milestone checkpoint."""
+        rows, setting, every = [], _settings(quick)[0], QUICK_MILESTONE if quick else cr.MILESTONES
+        for arm in setting.arms:
+            for seed in setting.seeds:
+                spec = cr.run_of(setting, arm, seed)
+                for step in [s for s in milestone_steps(spec, root, quick) if s % every == 0]:
+                    try:
+                        metrics = evaluate(spec, root, cr.curve_protocol(quick), step=step, quick=quick)
+                    except Pending:
+                        continue
+                    rows.append({"arm": arm, "seed": seed, "iteration": step, "fd": metrics["fd"]})
         return rows
 
     @staticmethod
@@ -157,3 +176,20 @@ class Comparison(Study):
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
                                     "[fd.png](reproduction/comparison/fd.png)"))
         return claims
+
+
+def convergence_figure(curve, path):
+    """Mean FD over seeds against iteration, one line per arm, the seeds as dots."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i, arm in enumerate(dict.fromkeys(r["arm"] for r in curve)):
+        mine = [r for r in curve if r["arm"] == arm]
+        steps = sorted({r["iteration"] for r in mine})
+        ax.plot(steps, [np.mean([r["fd"] for r in mine if r["iteration"] == s]) for s in steps], marker="o",
+                color=f"C{i}", label=arm)
+        ax.scatter([r["iteration"] for r in mine], [r["fd"] for r in mine], color=f"C{i}", s=8, alpha=0.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("FD (ddim@50, 500 samples)")
+    ax.set_title("The comparison's arms against training time", fontsize=9)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path, dpi=90)

@@ -59,7 +59,7 @@ $sweep
 
 $table
 
-![FD per arm](reproduction/comparison/fd.png)
+![FD per arm](reproduction/comparison/fd.png) ![FD against iteration](reproduction/comparison/convergence.png)
 """
 
 
