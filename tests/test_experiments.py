@@ -10,9 +10,17 @@ import pytest
 
 from helpers import ROOT
 
-STUDIES = ("comparison", "unconditional", "convergence", "frequency", "sdedit", "ablation", "weighting")
-FIGURES = {"comparison": "fd.png", "unconditional": "fd.png", "convergence": "convergence.png",
-           "frequency": "heatmap.png", "sdedit": "fd_vs_t0.png", "ablation": "ablation.png", "weighting": None}
+STUDIES = ("comparison", "comparison64", "unconditional", "convergence", "frequency", "sdedit", "ablation", "weighting")
+FIGURES = {
+    "comparison": "fd.png",
+    "comparison64": "fd.png",
+    "unconditional": "fd.png",
+    "convergence": "convergence.png",
+    "frequency": "heatmap.png",
+    "sdedit": "fd_vs_t0.png",
+    "ablation": "ablation.png",
+    "weighting": None,
+}
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 ANSWERS = {"weighting": ("yes, the bound", "no"),  # studies that answer a question of their own
            "comparison": ("edge noise better", "isotropic noise better", "DDPM loss better", "edge loss better",

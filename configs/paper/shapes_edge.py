@@ -18,8 +18,10 @@ def get_config():
     config.training.weighting = "paper"
     config.training.time_sampling = "discrete"
     config.training.n_iters = 10_000
-    config.optim.lr = 1e-3  # the sweep's choice (see the docstring)
+    # the sweep's choice for E (FD on the validation split, 2,500 iterations, seed 0): lr 2e-3, no
+    # clipping, the raw weights (6.97 against 10.2-11.4 for every EMA setting)
+    config.optim.lr = 2e-3
     config.optim.warmup = 200
     config.optim.grad_clip = 0.0  # none
-    config.model.ema_rate = 0.999
+    config.model.ema_rate = 0.0  # no averaging: the "EMA" weights are the raw weights
     return config

@@ -22,6 +22,7 @@ class Study:
     title = ""  # the report section's heading
     claims = ()  # the claims-table rows it judges (their names, in order)
     summary = ""  # one line for ``tools/experiments.py --list``
+    position = 100  # the report's order: lower first (studies from plugins come last by default)
 
     def runs(self, quick=False):
         """The training runs (``RunSpec``) the study needs: ``--train_only`` trains these."""
@@ -54,6 +55,9 @@ def register(cls):
     if not study.name or not study.title or not study.claims:
         raise ValueError(f"study {cls.__name__} must set name, title and claims")
     STUDIES[study.name] = study
+    ordered = sorted(STUDIES.values(), key=lambda s: s.position)  # stable: equal positions keep their order
+    STUDIES.clear()
+    STUDIES.update((s.name, s) for s in ordered)
     return cls
 
 

@@ -46,6 +46,7 @@ def ablation_run(dataset, variant, seed):
 @register
 class Ablation(Study):
     name = "ablation"
+    position = 60
     title = "Ablation: transition point and edge sensitivity (claim 5)"
     claims = tuple(CLAIMS)
     summary = "the edge model with t_phi 0.25 / 0.75 and a constant kappa against the paper's settings (2 seeds)"

@@ -17,27 +17,28 @@ from sde_edge.figures import plt, save_figure
 from sde_edge.tables import write_csv
 
 
-def _settings(quick):
-    return cr.QUICK_SETTINGS if quick else cr.SETTINGS
-
-
 @register
 class Comparison(Study):
     name = "comparison"
+    position = 10
     title = "The paper's comparison: edge against the paper's DDPM, and what makes the difference (claim 1)"
-    claims = tuple(CLAIMS)
-    summary = (
-        "E vs the paper's DDPM (eps, DDPM loss) and the decomposition (D-sigma, E-var, released variants); 5 seeds"
-    )
+    claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role in ("main", "digits", "32px"))
+    summary = "E vs the paper's DDPM (eps, DDPM loss), D-sigma, E-var and the released variants; 5 seeds"
+    sweep_arms = cr.SWEEP_ARMS  # the arms whose recipe the sweep chooses (on the first setting)
+
+    def settings(self, quick):
+        return cr.QUICK_SETTINGS if quick else cr.SETTINGS
 
     def runs(self, quick=False):
         """In the budget's order: the E/D sweep and E and D seed by seed; then, arm by arm, the sweep and
         the seeds of D-sigma, E-var and the released variants; then the other settings."""
-        main, *others = _settings(quick)
+        main, *others = self.settings(quick)
 
         def sweep(arm):
             return (
-                [cr.sweep_run(main, arm, lr, clip) for lr, clip in cr.sweep_grid(quick)] if arm in cr.SWEEP_ARMS else []
+                [cr.sweep_run(main, arm, lr, clip) for lr, clip in cr.sweep_grid(quick)]
+                if arm in self.sweep_arms
+                else []
             )
 
         runs = sweep("E") + sweep("D") + [cr.run_of(main, a, s) for s in main.seeds for a in ("E", "D")]
@@ -48,7 +49,7 @@ class Comparison(Study):
     def run(self, root, out, quick):
         sweep = self._sweep(root, quick)
         rows, pending = [], []
-        for setting in _settings(quick):
+        for setting in self.settings(quick):
             for arm in setting.arms:
                 for seed in setting.seeds:
                     spec = cr.run_of(setting, arm, seed)
@@ -61,7 +62,7 @@ class Comparison(Study):
         write_csv(rows, out / "per_seed.csv")
         write_csv(sweep, out / "sweep.csv")
         summary = [
-            self._summarise(rows, setting, arm, root, quick) for setting in _settings(quick) for arm in setting.arms
+            self._summarise(rows, setting, arm, root, quick) for setting in self.settings(quick) for arm in setting.arms
         ]
         summary = [s for s in summary if s is not None]
         write_csv(summary, out / "summary.csv")
@@ -84,8 +85,8 @@ class Comparison(Study):
     def _sweep(self, root, quick):
         """FD on the validation split of every sweep run (EMA and raw weights); trains what is missing."""
         rows = []
-        setting = _settings(quick)[0]
-        for arm in cr.SWEEP_ARMS:
+        setting = self.settings(quick)[0]
+        for arm in self.sweep_arms:
             for lr, clip in cr.sweep_grid(quick):
                 spec = cr.sweep_run(setting, arm, lr, clip)
                 try:
@@ -99,10 +100,9 @@ class Comparison(Study):
                                  "fd_val_stderr": math.nan})
         return rows
 
-    @staticmethod
-    def _curve(root, quick):
+    def _curve(self, root, quick):
         """FD (ddim@50, 500 samples) of the main setting's runs at every kept milestone checkpoint."""
-        rows, setting, every = [], _settings(quick)[0], QUICK_MILESTONE if quick else cr.MILESTONES
+        rows, setting, every = [], self.settings(quick)[0], QUICK_MILESTONE if quick else cr.MILESTONES
         for arm in setting.arms:
             for seed in setting.seeds:
                 spec = cr.run_of(setting, arm, seed)
@@ -148,15 +148,14 @@ class Comparison(Study):
                 entry[f"fd_{other['sampler']}"], entry[f"fd_{other['sampler']}_se"] = other["fd"], other["fd_se"]
         return entry
 
-    @staticmethod
-    def _claims(summary, rows, final, quick):
+    def _claims(self, summary, rows, final, quick):
         by = {(s["setting"], s["arm"]): s for s in summary}
-        names = [setting.name for setting in _settings(quick)]
+        names = {setting.role: setting.name for setting in self.settings(quick)}
         claims = []
-        for name, (index, ours, baseline, answers) in DECOMPOSITION.items():
-            if index >= len(names):  # a setting the quick budget leaves out
+        for name, (role, ours, baseline, answers) in DECOMPOSITION.items():
+            if role not in names:  # another study's setting, or one the quick budget leaves out
                 continue
-            setting = names[index]
+            setting = names[role]
             a, b = by.get((setting, ours)), by.get((setting, baseline))
             label = f"{setting}, {final}, {ours} vs {baseline}"
             if not (a and b and a["complete"] and b["complete"]):
@@ -193,3 +192,19 @@ def convergence_figure(curve, path):
     ax.set_title("The comparison's arms against training time", fontsize=9)
     ax.legend(fontsize=7)
     return save_figure(fig, path, dpi=90)
+
+
+@register
+class GpuComparison(Comparison):
+    """The 64 px shapes comparison (E vs D, 3 seeds) sized for 40 minutes of one GPU, end to end:
+    ``python tools/experiments.py comparison64`` on a CUDA machine (``--quick`` on the CPU)."""
+
+    name = "comparison64"
+    position = 11
+    title = "The paper's comparison at 64 px on a GPU (claim 1)"
+    claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role == "64px")
+    summary = "the GPU recipe: E vs D on 64 px shapes, 3 seeds x 5,000 iterations, bf16 (about 40 GPU-minutes)"
+    sweep_arms = ()  # the recipe of configs/paper/, chosen by the 16 px sweep
+
+    def settings(self, quick):
+        return cr.GPU_QUICK_SETTINGS if quick else cr.GPU_SETTINGS

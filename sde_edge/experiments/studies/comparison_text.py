@@ -8,23 +8,25 @@ CLAIMS = {
     "(1) unconditional FID, the paper's comparison (E vs D)": PAPER_1,
     "(1) unconditional FID, the paper's comparison on digits": PAPER_1,
     "(1) unconditional FID, the paper's comparison at 32 px": PAPER_1,
+    "(1) unconditional FID, the paper's comparison at 64 px (GPU)": PAPER_1,
     "(1a) noise shape at equal loss (E vs D-sigma)": NOT_A_CLAIM,
     "(1b) loss weighting at isotropic noise (D vs D-sigma)": NOT_A_CLAIM,
     "(1c) weighting inside the edge process (E-var vs E)": NOT_A_CLAIM,
     "(1d) released code: tau cosine in training (E-cosine vs E)": NOT_A_CLAIM,
     "(1d) released code: today's edge map (E-image-edge vs E)": NOT_A_CLAIM,
 }
-# claim -> (setting index in SETTINGS, arm, baseline, verdict -> answer): "reproduced" means the arm
+# claim -> (the role of its setting, arm, baseline, verdict -> answer): "reproduced" means the arm
 # has the lower FD by more than two combined standard errors.
 DECOMPOSITION = dict(zip(CLAIMS, (
-    (0, "E", "D", {}),
-    (1, "E", "D", {}),
-    (2, "E", "D", {}),
-    (0, "E", "D-sigma", {"reproduced": "edge noise better", "not reproduced": "isotropic noise better"}),
-    (0, "D", "D-sigma", {"reproduced": "DDPM loss better", "not reproduced": "edge loss better"}),
-    (0, "E-var", "E", {"reproduced": "variance weighting better", "not reproduced": "paper weighting better"}),
-    (0, "E-cosine", "E", {"reproduced": "cosine better", "not reproduced": "linear (E) better"}),
-    (0, "E-image-edge", "E", {"reproduced": "per-image map better", "not reproduced": "batch map (E) better"}),
+    ("main", "E", "D", {}),
+    ("digits", "E", "D", {}),
+    ("32px", "E", "D", {}),
+    ("64px", "E", "D", {}),
+    ("main", "E", "D-sigma", {"reproduced": "edge noise better", "not reproduced": "isotropic noise better"}),
+    ("main", "D", "D-sigma", {"reproduced": "DDPM loss better", "not reproduced": "edge loss better"}),
+    ("main", "E-var", "E", {"reproduced": "variance weighting better", "not reproduced": "paper weighting better"}),
+    ("main", "E-cosine", "E", {"reproduced": "cosine better", "not reproduced": "linear (E) better"}),
+    ("main", "E-image-edge", "E", {"reproduced": "per-image map better", "not reproduced": "batch map (E) better"}),
 )))
 
 TEMPLATE = """

@@ -29,6 +29,7 @@ $table
 @register
 class Convergence(Study):
     name = "convergence"
+    position = 30
     title = "Convergence (claim 2)"
     claims = (CLAIM,)
     summary = "FD against iteration of edge and DDPM (every 500 iterations, ddim@25; 3 seeds)"

@@ -36,6 +36,7 @@ def frequency_run(dataset, model, blur_sigma, seed=0):
 @register
 class Frequency(Study):
     name = "frequency"
+    position = 40
     title = "Frequency bands (claim 3)"
     claims = (CLAIM,)
     summary = "edge minus DDPM in FD per blur band and checkpoint (shapes, one seed per band)"

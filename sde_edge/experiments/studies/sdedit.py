@@ -44,6 +44,7 @@ KEYS = ("fd", "kid", "precision", "recall", "class_preserved", "low_res_l2")
 @register
 class SDEditStudy(Study):
     name = "sdedit"
+    position = 50
     title = "Stroke-guided generation with SDEdit (claim 4)"
     claims = (CLAIM,)
     summary = "SDEdit from stroke paintings at t0 = 0.3 / 0.5 / 0.7 (FD, class kept; 3 seeds)"

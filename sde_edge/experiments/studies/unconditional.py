@@ -42,6 +42,7 @@ $class_shares
 @register
 class Unconditional(Study):
     name = "unconditional"
+    position = 20
     title = "Unconditional generation, equal loss (claim 1)"
     claims = (CLAIM,)
     summary = "FD / KID / precision-recall / SWD of every model at equal loss (ddpm@500, ddim@50; 3 seeds)"

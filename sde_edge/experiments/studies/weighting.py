@@ -43,6 +43,7 @@ def weighting_runs():
 @register
 class Weighting(Study):
     name = "weighting"
+    position = 70
     title = "Loss weighting: paper against likelihood"
     claims = (CLAIM,)
     summary = "the edge model's bound and FD under the paper's and the likelihood weighting (digits, 2 seeds)"
@@ -69,7 +70,7 @@ class Weighting(Study):
         by = {s["weighting"]: s for s in summary}
         paper, likelihood = by["paper"], by["likelihood"]
         verdict, _, _ = compare(
-            True, likelihood["vlb_bpd"], likelihood["vlb_bpd_se"], paper["vlb_bpd"], paper["vlb_bpd_se"]
+            likelihood["vlb_bpd"], likelihood["vlb_bpd_se"], paper["vlb_bpd"], paper["vlb_bpd_se"]
         )
         ours = "; ".join(
             f"{name} {pm(likelihood[k], likelihood[f'{k}_se'])} (likelihood) vs {pm(paper[k], paper[f'{k}_se'])} "
