@@ -25,7 +25,7 @@ from absl import app, flags
 
 import sde_edge.experiments.studies  # noqa: F401 (registers every study)
 from sde_edge.devices import set_cpu_threads
-from sde_edge.experiments.compute import compute_used
+from sde_edge.experiments.compute import compute_table, compute_used, record_compute
 from sde_edge.experiments.evaluate import Pending, set_compute
 from sde_edge.experiments.registry import STUDIES, claim_order, load_plugin
 from sde_edge.experiments.report import assemble
@@ -120,14 +120,15 @@ def main(argv):
             timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
             timings[study] = round(time.perf_counter() - started, 1)
             timings_path.write_text(json.dumps(timings, indent=1))
+        record_compute(compute_used(root, quick), artifacts)
         compute = "\n".join(
             [
                 "",
                 "",
-                "Wall time used so far on this machine, per study (trainings shared by several "
-                "studies count under the first; jobs ran side by side, so these are not end-to-end times):",
+                "Wall time used per study, where it ran (trainings shared by several studies count "
+                "under the first; jobs ran side by side, so these are not end-to-end times):",
                 "",
-                *compute_used(root, quick),
+                *compute_table(artifacts),
             ]
         )
         assemble(report, artifacts, HEADER, FOOTER + compute, order=list(STUDIES), claim_order=claim_order())

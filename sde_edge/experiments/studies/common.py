@@ -119,7 +119,7 @@ def pending_note(pending):
     """The section's line on evaluations not run yet ('' when there are none)."""
     if not pending:
         return ""
-    return (f"\n\nPending ({len(pending)} evaluations not run yet): " + "; ".join(pending[:6])
+    return (f"\n\nPending ({len(pending)} trainings or evaluations not on disk yet): " + "; ".join(pending[:6])
             + ("; ..." if len(pending) > 6 else ""))
 
 

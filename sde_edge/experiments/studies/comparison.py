@@ -57,23 +57,26 @@ class Comparison(Study):
                         rows += self._evaluate(spec, setting, cr.ARMS[arm], seed, root, quick)
                     except Pending as missing:
                         pending.append(str(missing))
-        if not rows:
+        if not rows and not any(r["ema"] is not None for r in sweep):
             raise Pending(pending[0] if pending else "no comparison run is trained yet")
-        write_csv(rows, out / "per_seed.csv")
+        if rows:
+            write_csv(rows, out / "per_seed.csv")
         write_csv(sweep, out / "sweep.csv")
         summary = [
             self._summarise(rows, setting, arm, root, quick) for setting in self.settings(quick) for arm in setting.arms
         ]
         summary = [s for s in summary if s is not None]
-        write_csv(summary, out / "summary.csv")
+        if summary:
+            write_csv(summary, out / "summary.csv")
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
         shown = [s for s in summary if s["sampler"] == final] or summary
-        bar_figure(
-            shown, shown[0]["sampler"], "fd", out / "fd.png", "FD per arm (classifier features)", label_key="arm"
-        )
+        if shown:
+            bar_figure(shown, shown[0]["sampler"], "fd", out / "fd.png", "FD per arm (classifier features)",
+                       label_key="arm")
         curve = self._curve(root, quick)
-        write_csv(curve, out / "convergence.csv")
-        convergence_figure(curve, out / "convergence.png")
+        if curve:
+            write_csv(curve, out / "convergence.csv")
+            convergence_figure(curve, out / "convergence.png")
         claims = self._claims(summary, rows, final, quick)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
@@ -151,6 +154,7 @@ class Comparison(Study):
     def _claims(self, summary, rows, final, quick):
         by = {(s["setting"], s["arm"]): s for s in summary}
         names = {setting.role: setting.name for setting in self.settings(quick)}
+        seeds = {setting.name: len(setting.seeds) for setting in self.settings(quick)}
         claims = []
         for name, (role, ours, baseline, answers) in DECOMPOSITION.items():
             if role not in names:  # another study's setting, or one the quick budget leaves out
@@ -159,8 +163,7 @@ class Comparison(Study):
             a, b = by.get((setting, ours)), by.get((setting, baseline))
             label = f"{setting}, {final}, {ours} vs {baseline}"
             if not (a and b and a["complete"] and b["complete"]):
-                total = (a or b or {}).get("seeds_of", "?")
-                done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {total} seeds"
+                done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
                 claims.append(
                     claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated)", "pending", "-")
                 )

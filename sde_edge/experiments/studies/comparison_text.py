@@ -78,7 +78,7 @@ def sweep_table(sweep):
     best = [sweep_best(sweep, arm) for arm in dict.fromkeys(r["arm"] for r in sweep)]
     for r in sweep:
         weights = {True: "EMA", False: "raw", None: "pending"}[r["ema"]]
-        fd = pm(r["fd_val"], r["fd_val_stderr"])
+        fd = "not run yet" if r["ema"] is None else pm(r["fd_val"], r["fd_val_stderr"])
         lines.append(f"| {r['arm']} | {r['lr']:g} | {r['clip'] or 'none'} | {weights} | "
                      + (f"**{fd}** (best) |" if any(r is b for b in best) else f"{fd} |"))
     return lines
