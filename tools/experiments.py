@@ -48,14 +48,20 @@ HEADER = """# Reproduction at CPU scale: does edge-preserving noise beat DDPM?
 
 Every number below comes from `python tools/experiments.py STUDY` on a 2-core CPU (no GPU): 16x16
 grey images (sklearn's digits, upsampled; the procedural `shapes`), the demo's 0.28 M-parameter
-UNet, 3,000 iterations at batch 64 per training run, the paper's diffusion settings (N = 500,
-linear tau, t_phi = 0.5, kappa 1e-4 -> 0.1). The metrics are those of `sde-edge eval-samples`
+UNet at batch 64, the paper's diffusion settings (N = 500, linear tau, t_phi = 0.5, kappa
+1e-4 -> 0.1). Two comparisons answer claim 1. The study `comparison` runs the paper's own: its
+DDPM predicts the unscaled noise with the plain DDPM loss, both models are trained with the
+released code's recipe (`configs/paper/`, the learning rate, clipping and EMA chosen per model on
+a validation split) for 10,000 iterations, and the comparison is taken apart ingredient by
+ingredient. The earlier studies (3,000 iterations, one recipe for all) compare the noise alone,
+at the edge model's loss: the equal-loss comparison. The metrics are those of `sde-edge eval-samples`
 in the dataset classifier's features (FD, KID, precision / recall with k = 3, sliced Wasserstein
 per Laplacian band), because the Inception weights cannot be fetched offline: the numbers are not
 FIDs and compare models only with each other. Standard errors are over independently trained
 seeds (frequency: bootstrap errors, one seed). A verdict is 'reproduced' when the edge model is
 better by more than two combined standard errors, 'not reproduced' when it is worse by more than
-two, 'inconclusive' otherwise; 'pending' marks a study whose runs are not all done yet. The CSV /
+two, 'inconclusive' otherwise; 'pending' marks a study or an arm whose runs are not all done yet
+(the comparison's decomposition rows answer in words: which ingredient is better). The CSV /
 JSON behind every figure lie in `reproduction/<study>/`."""
 
 FOOTER = """## Details and what a GPU would settle
