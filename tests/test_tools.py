@@ -58,6 +58,8 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "cmp" / "results.csv")
     assert len(rows) == 5 and all(float(r["fd"]) > 0 for r in rows)
+    assert float(rows[0]["fd_diff"]) == 0 and float(rows[0]["fd_diff_se"]) == 0  # the reference against itself
+    assert all(float(r["fd_diff_se"]) > 0 for r in rows[1:])
     assert [(r["sampler"], r["steps"]) for r in rows][0] == ("ddpm", "6")  # the reference, run once
     assert set(json.loads((tmp_path / "cmp" / "nfe_to_match_ddpm.json").read_text())) == {
         "ddpm (uniform)",
@@ -97,10 +99,12 @@ def test_bench_runs_without_touching_the_readme(tmp_path):
         "    return config\n"
     )
     readme = (ROOT / "README.md").read_text()
-    command = [sys.executable, str(ROOT / "tools" / "bench.py"), "--repeats=2", "--device=cpu", f"--config={config}"]
+    command = [sys.executable, str(ROOT / "tools" / "bench.py"), "--repeats=2", "--device=cpu", f"--config={config}",
+               "--pipeline_images=40"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    for needle in ("edge / DDPM", "bluenoise", "overhead share", "dpmpp_2m", "edm", "likelihood / sampling"):
+    for needle in ("edge / DDPM", "bluenoise", "overhead share", "dpmpp_2m", "edm", "likelihood / sampling", "| bf16 |",
+                   "fused Adam", "open the prepared cache", "prepared, 2 threads"):
         assert needle in result.stdout, needle
     assert (ROOT / "README.md").read_text() == readme
 
@@ -154,3 +158,28 @@ def test_sampler_specs_carry_keyword_options_to_the_sampler():
     with pytest.raises(ValueError, match="s_chrun"):  # a misspelt option names itself and the sampler's options
         run_comparison(oracle, sde, tuple(x_init.shape), [SamplerSpec.parse("edm:s_chrun=1")], [4], Checksum(),
                        x_init=x_init, progress=False)
+
+
+def test_paired_fd_differences_see_what_unpaired_errors_cannot():
+    """Two settings whose samples share their noise (B = A + a small shift per sample): the paired
+    bootstrap's standard error of FD(B) - FD(A) is far below the unpaired errors combined."""
+    import numpy as np
+
+    from sde_edge.metrics.distances import frechet_distance_stderr
+    from sde_edge.sampler_comparison import MetricsJudge
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(2000, 6))
+    a = rng.normal(size=(500, 6)) * 1.2 + 0.1
+    b = a + 0.05 * rng.normal(size=a.shape)
+
+    class Features:  # the judge's extractor: here the "images" are the features themselves
+        def __call__(self, x, progress=False):
+            return np.asarray(x)
+
+    judge = MetricsJudge(Features(), reference)
+    difference, paired_se = judge.paired_fd_difference(b, a)
+    unpaired = float(np.hypot(frechet_distance_stderr(a, reference), frechet_distance_stderr(b, reference)))
+    assert paired_se < 0.25 * unpaired, (paired_se, unpaired)
+    assert judge.paired_fd_difference(a, a) == (0.0, 0.0)
+    assert abs(difference) < 3 * paired_se + 1e-3

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood", "options", "pipeline"],
                           "Which benchmarks: train, samplers, likelihood, options, pipeline.")
 _COMPILE = flags.DEFINE_bool("compile", False, "options: include torch.compile (minutes of compiling on a CPU).")
+_PIPELINE_IMAGES = flags.DEFINE_integer("pipeline_images", 2000, "pipeline: JPEGs in the synthetic folder.")
 _REPEATS = flags.DEFINE_integer("repeats", 40, "Timed repetitions per case.")
 _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
 _CONFIG = flags.DEFINE_string(
@@ -206,8 +207,12 @@ def _bench_options(config, device, repeats):
     return bench_options(config, device, repeats, include_compile=_COMPILE.value)
 
 
+def _bench_pipeline(config, device, repeats):
+    return bench_pipeline(config, device, repeats, n_images=_PIPELINE_IMAGES.value)
+
+
 BENCHES = {"train": bench_train, "samplers": bench_samplers, "likelihood": bench_likelihood,
-           "options": _bench_options, "pipeline": bench_pipeline}
+           "options": _bench_options, "pipeline": _bench_pipeline}
 
 
 def write_readme_section(name, text):

@@ -105,8 +105,8 @@ def synthetic_folder(root, n=2000, size=(178, 218)):
     return root
 
 
-def bench_pipeline(config, device, repeats, size=64, batch_size=64):
-    root = synthetic_folder(Path(tempfile.gettempdir()) / "sde_edge_bench_folder")
+def bench_pipeline(config, device, repeats, size=64, batch_size=64, n_images=2000):
+    root = synthetic_folder(Path(tempfile.gettempdir()) / f"sde_edge_bench_folder_{n_images}", n=n_images)
     started = time.perf_counter()
     today = ImageFolder(root, size, 3)
     open_today = time.perf_counter() - started
@@ -116,6 +116,7 @@ def bench_pipeline(config, device, repeats, size=64, batch_size=64):
     open_prepared = time.perf_counter() - started
     prepared = PreparedImageSet(array, paths)
     rates = {}
+    batch_size = min(batch_size, len(prepared) // 2)
     for name, images in (("today (decode every step)", today), ("prepared", prepared)):
         times = []
         for i in range(max(3, repeats // 4)):
@@ -142,11 +143,12 @@ def bench_pipeline(config, device, repeats, size=64, batch_size=64):
             optimizer.zero_grad(set_to_none=True)
         waiting[name] = source.waited / (time.perf_counter() - start)
         source.close()
-    table = ["| what | value |", "|---|---|", f"| open 2,000 files, today's open-and-check | {open_today:.2f} s |",
+    table = ["| what | value |", "|---|---|",
+             f"| open {n_images:,} files, today's open-and-check | {open_today:.2f} s |",
              f"| open the prepared cache (listing, manifest, CRC-32) | {open_prepared:.3f} s |"]
     table += [f"| loader, {name} | {rate:.0f} images/s |" for name, rate in rates.items()]
     table += [f"| share of a training step waiting for data, {name} | {share:.0%} |" for name, share in waiting.items()]
-    sentence = (f"The data pipeline on the {device.type.upper()} (2,000 JPEGs of 178 x 218 px read at {size} px, batch "
-                f"{batch_size}; the step is the demo UNet widened to {size} px, "
+    sentence = (f"The data pipeline on the {device.type.upper()} ({n_images:,} JPEGs of 178 x 218 px read at "
+                f"{size} px, batch {batch_size}; the step is the demo UNet widened to {size} px, "
                 f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters).")
     return "\n".join(table) + "\n", sentence
