@@ -80,12 +80,7 @@ def forward_process_figure(x0, processes, path, times=FORWARD_TIMES, seed=0):
                 ax.set_title(f"t = {times[c]:g}", fontsize=9)
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_loss_curve(metrics_csv, path):
@@ -102,11 +97,7 @@ def plot_loss_curve(metrics_csv, path):
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_rows(rows, path, size=1.0):
@@ -127,7 +118,4 @@ def save_rows(rows, path, size=1.0):
                 ax.axis("off")
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sde_edge.data import load_dataset
-from sde_edge.figures import plt
+from sde_edge.figures import plt, save_figure
 from sde_edge.likelihood import ode_bpd, snap_to_lattice, vlb_bpd
 from sde_edge.odeint import SolverBudgetExceeded
 from sde_edge.tables import write_csv
@@ -112,7 +112,5 @@ def write_report(rows, kl, out_dir, meta):
         ax.set_title(f"bound: prior {summary['vlb_prior']['mean']:.3g} + KL {summary['vlb_kl']['mean']:.3g} "
                      f"+ decoder {summary['vlb_decoder']['mean']:.3g} bpd", fontsize=9)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out / "kl_per_step.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, out / "kl_per_step.png")
     return summary

@@ -42,7 +42,7 @@ def _state_at(name, model, sde, x1, steps, index):
 def main(argv):
     del argv
     from sde_edge.config import default_diffusion
-    from sde_edge.figures import plt
+    from sde_edge.figures import plt, save_figure
     from sde_edge.oracle import GaussianOracle, MixtureOracle, rectangle_images
     from sde_edge.process_registry import build_sde
     from sde_edge.tables import markdown_table, write_csv
@@ -91,8 +91,7 @@ def main(argv):
     ax.set_ylabel("median over samples of the max error at t*")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "order.png", dpi=110)
+    save_figure(fig, out / "order.png")
     write_csv(rows, out / "order.csv")
     table = markdown_table(slopes)
     (out / "order.md").write_text(table)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sde_edge.figures import plt, save_grid
+from sde_edge.figures import plt, save_figure, save_grid
 from sde_edge.metrics.distances import frechet_distance, frechet_distance_stderr, kernel_distance, precision_recall
 from sde_edge.metrics.swd import swd_per_level
 from sde_edge.tensors import check_data_range
@@ -73,10 +73,7 @@ def write_report(report, samples, out_dir):
     ax.set_xlabel("Laplacian band (finest left)")
     ax.set_ylabel("SWD x 1e3")
     ax.set_title(f"n = {report['n']} vs {report['n_reference']} reference", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "swd_per_level.png", dpi=110)
-    plt.close(fig)
-    return out / "metrics.json", grid, out / "swd_per_level.png"
+    return out / "metrics.json", grid, save_figure(fig, out / "swd_per_level.png")
 
 
 def summary_line(report):
