@@ -56,3 +56,38 @@ def build_optimizer(model, optim_config):
     o = optim_config
     return torch.optim.Adam(model.parameters(), lr=o.lr, betas=(o.beta1, 0.999), eps=o.eps,
                             weight_decay=o.weight_decay, fused=True if o.fused else None)
+
+
+class Updater:
+    """Backward, (unscale,) clip and step: fp32 as it was, fp16 through the gradient scaler."""
+
+    def __init__(self, model, config, device):
+        self.model, self.optimizer = model, build_optimizer(model, config.optim)
+        self.scaler = grad_scaler(config, device)
+        self.clip = config.optim.grad_clip if config.optim.grad_clip > 0 else float("inf")
+
+    @property
+    def scaled(self):
+        return self.scaler is not None
+
+    def backward(self, loss):
+        """The gradient of ``loss``, clipped; returns its norm before clipping."""
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+
+    def step(self, lr, apply):
+        """Update at ``lr`` if ``apply``; the scaler adjusts its scale either way. Returns ``apply``."""
+        if apply:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            if self.scaler is None:
+                self.optimizer.step()
+            else:
+                self.scaler.step(self.optimizer)
+        if self.scaler is not None:
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return apply

@@ -34,7 +34,7 @@ from sde_edge.checkpoint import (
 )
 from sde_edge.config import image_shape, upgrade_config, validate_config
 from sde_edge.data import load_dataset
-from sde_edge.fast_training import build_optimizer, fast_network, grad_scaler
+from sde_edge.fast_training import Updater, fast_network
 from sde_edge.figures import save_grid
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.metrics_log import MetricsLogger
@@ -94,8 +94,8 @@ class Trainer:
                                   self.rank_slice, c.data.num_workers)
         self.model = build_model(c).to(self.ctx.device)
         self.ema = EMA(self.model, c.model.ema_rate)
-        self.optimizer = build_optimizer(self.model, c.optim)
-        self.scaler = grad_scaler(c, self.ctx.device)
+        self.updater = Updater(self.model, c, self.ctx.device)
+        self.optimizer = self.updater.optimizer
         self.guard = DivergenceGuard(c.training.max_skipped_steps, c.training.divergence_factor)
         self.step = 0
         self.last_checkpoint = None
@@ -200,28 +200,14 @@ class Trainer:
         )
         s = self.rank_slice
         loss = self.loss(self.network, x0, t[s], eps[s], importance[s])
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        clip = c.optim.grad_clip if c.optim.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        grad_norm = self.updater.backward(loss)
         loss_value = loss.item()
         gradient_finite = self.ctx.all_true(bool(torch.isfinite(grad_norm)))
         # an fp16 overflow in the gradient is the scaler's to skip (it lowers the scale), not a divergence
-        finite = self.ctx.all_true(math.isfinite(loss_value)) and (gradient_finite or self.scaler is not None)
+        finite = self.ctx.all_true(math.isfinite(loss_value)) and (gradient_finite or self.updater.scaled)
         lr = c.optim.lr * min(1.0, (self.step + 1) / max(c.optim.warmup, 1))
-        if finite and gradient_finite:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            if self.scaler is None:
-                self.optimizer.step()
-            else:
-                self.scaler.step(self.optimizer)
+        if self.updater.step(lr, apply=finite and gradient_finite):
             self.ema.update(self.model)
-        if self.scaler is not None:
-            self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         reason = self.guard.update(loss_value, finite)
         if self.ctx.any_true(reason is not None):
