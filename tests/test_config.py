@@ -123,6 +123,8 @@ def test_paper_scale_configs_train_two_steps_on_the_cpu(tmp_path, name):
     config.model.attn_resolutions = (8,)
     config.training.batch_size = 4
     config.training.n_iters = 2
+    assert config.training.compile and config.training.precision == "bf16"  # what pays on a GPU, as shipped
+    config.training.compile_backend = "aot_eager"  # the same tracing without inductor's minutes of C++ on a CPU
     config.training.snapshot_samples = 0
     config.eval.batch_size = 2
     config.device = "cpu"
