@@ -7,9 +7,10 @@ prepare-data --config ...`` does it ahead of a cluster job, so the same config w
 The cache lives under ``$SDE_EDGE_CACHE/prepared/`` (default ``~/.cache/sde_edge``), keyed by the
 folder and the resolution; it is used only while it matches the folder: the manifest lists every
 source file with its size and modification time, and a file added, removed or modified makes the
-next open prepare it again. The array's CRC-32 is checked on every open, so a truncated or
-bit-flipped file is rebuilt and never trained on. A lock makes a second process wait for the first
-one's preparation instead of writing beside it. Images are stored with 8 bits per channel (a
+next open prepare it again. The array's CRC-32 is checked when a process first opens it (again
+only if the file's inode, size or times change), so a truncated or bit-flipped file is rebuilt and
+never trained on, and the train and test splits of one run read it once. A lock makes a second
+process wait for the first one's preparation instead of writing beside it. Images are stored with 8 bits per channel (a
 16-bit source loses its low bits); unreadable images are errors or skipped as ``data.skip_bad_images`` says.
 """
 import hashlib
@@ -30,6 +31,7 @@ from sde_edge.workdir import cache_root, waiting_lock
 
 VERSION = 1
 log = logging.getLogger(__name__)
+_VERIFIED = set()  # (path, inode, size, mtime, ctime, manifest) of arrays whose checksum this process checked
 
 
 def image_files(root):
@@ -80,8 +82,14 @@ def _why_stale(folder, manifest_path, wanted):
         array = np.load(images, mmap_mode="r")
     except (OSError, ValueError) as error:
         return f"images.npy unreadable ({error})"
-    if list(array.shape) != manifest["shape"] or _checksum(images) != manifest["crc32"]:
-        return "images.npy is damaged (shape or checksum)"
+    if list(array.shape) != manifest["shape"]:
+        return "images.npy is damaged (shape)"
+    stat = images.stat()
+    seen = (str(images), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, manifest["crc32"])
+    if seen not in _VERIFIED:
+        if _checksum(images) != manifest["crc32"]:
+            return "images.npy is damaged (checksum)"
+        _VERIFIED.add(seen)
     return None
 
 

@@ -86,6 +86,26 @@ def test_a_damaged_prepared_file_is_rebuilt_not_used(folder, damage):
     assert np.array_equal(np.array(prepare(folder, 8, 3, progress=False)[0]), original)
 
 
+def test_the_splits_of_one_run_read_the_checksum_once_and_a_later_change_again(folder, monkeypatch):
+    import sde_edge.prepared as prepared
+
+    reads = []
+    checksum = prepared._checksum
+    monkeypatch.setattr(prepared, "_checksum", lambda path: reads.append(path) or checksum(path))
+    prepare(folder, 8, 3, progress=False)  # builds: one read of the written array
+    for split in ("train", "test", "train"):
+        load_dataset(_data(folder, True), split)
+    assert len(reads) == 2  # the build's and the first open's
+    images = prepared_dir(folder, 8, 3) / "images.npy"
+    data = bytearray(images.read_bytes())
+    data[-100] ^= 0x10
+    images.write_bytes(bytes(data))
+    os.utime(images, ns=(images.stat().st_atime_ns, images.stat().st_mtime_ns + 10**9))  # a later write
+    load_dataset(_data(folder, True), "train")
+    assert len(reads) >= 3 and not prepared._why_stale(images.parent, images.parent / "manifest.json",
+                                                       json.loads((images.parent / "manifest.json").read_text()))
+
+
 def test_two_processes_preparing_the_same_folder_at_once_do_not_corrupt_it(folder):
     code = f"from sde_edge.prepared import prepare; print(len(prepare({str(folder)!r}, 8, 3, progress=False)[1]))"
     env = {**os.environ, "SDE_EDGE_CACHE": os.environ["SDE_EDGE_CACHE"]}
