@@ -112,6 +112,19 @@ def test_comparison_marks_an_arm_pending_until_all_its_seeds_are_done(quick_run,
     assert "| E-var | 1 of 2 (pending) |" in (partial / "reproduction" / "comparison" / "section.md").read_text()
 
 
+def test_comparison_verdicts_read_the_paired_difference_not_the_two_spreads():
+    from sde_edge.experiments.studies.comparison import Comparison
+
+    fds = {"E": (10.0, 20.2), "D": (11.0, 21.0)}  # E lower on every seed; the seed spread is ten times larger
+    rows = [{"setting": "digits8", "sampler": "ddpm@10", "arm": arm, "seed": seed, "fd": fd}
+            for arm, values in fds.items() for seed, fd in enumerate(values)]
+    summary = [{"setting": "digits8", "arm": arm, "fd": sum(v) / 2, "fd_se": abs(v[1] - v[0]) / 2, "complete": True,
+                "seeds": 2} for arm, v in fds.items()]
+    claims = Comparison()._claims(summary, rows, "ddpm@10", quick=True)
+    main = next(c for c in claims if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
+    assert main["verdict"] == "reproduced" and "paired difference -0.9 ± 0.1 over 2 seeds" in main["ours"]
+
+
 TOY_STUDY = r"""
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.studies.common import write_section

@@ -168,11 +168,12 @@ class Comparison(Study):
                     claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated)", "pending", "-")
                 )
                 continue
-            verdict, _, _ = compare(a["fd"], a["fd_se"], b["fd"], b["fd_se"])
             paired = [r["fd"] - q["fd"] for r in rows for q in rows if r["setting"] == q["setting"] == setting
                       and r["sampler"] == q["sampler"] == final and r["arm"] == ours and q["arm"] == baseline
                       and r["seed"] == q["seed"]]
             paired_se = np.std(paired, ddof=1) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
+            # the verdict reads the paired difference (seed by seed): the spread shared by both arms cancels
+            verdict, _, _ = compare(float(np.mean(paired)), paired_se, 0.0, 0.0)
             text = (f"FD {ours} {pm(a['fd'], a['fd_se'])} vs {baseline} {pm(b['fd'], b['fd_se'])}; paired difference "
                     f"{pm(float(np.mean(paired)), paired_se)} over {len(paired)} seeds")
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),

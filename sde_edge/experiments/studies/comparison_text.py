@@ -16,7 +16,7 @@ CLAIMS = {
     "(1d) released code: today's edge map (E-image-edge vs E)": NOT_A_CLAIM,
 }
 # claim -> (the role of its setting, arm, baseline, verdict -> answer): "reproduced" means the arm
-# has the lower FD by more than two combined standard errors.
+# has the lower FD, its mean paired difference over the seeds more than two standard errors below 0.
 DECOMPOSITION = dict(zip(CLAIMS, (
     ("main", "E", "D", {}),
     ("digits", "E", "D", {}),
@@ -45,8 +45,9 @@ E vs D is the paper's claim; E vs D-sigma isolates the noise shape at equal loss
 loss weighting at equal noise, E-var vs E the weighting inside the edge process. Verdicts only from
 the paper's sampler, $final with $n samples per training seed (ddim@50 and dpmpp_2m@10 as
 secondary columns), FD in the dataset classifier's features against the test split; the same
-training seeds for every arm (paired: the same data order and noise streams). An arm counts once
-all its seeds are evaluated.
+training seeds for every arm (paired: the same data order and noise streams), and the verdict reads
+the paired difference: FD(arm) - FD(baseline) seed by seed, its mean more than two standard errors
+(over seeds) from 0 either way, else inconclusive. An arm counts once all its seeds are evaluated.
 
 ### The recipe sweep
 
