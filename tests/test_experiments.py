@@ -125,6 +125,15 @@ def test_comparison_verdicts_read_the_paired_difference_not_the_two_spreads():
     assert main["verdict"] == "reproduced" and "paired difference -0.9 ± 0.1 over 2 seeds" in main["ours"]
 
 
+def test_the_sweep_chooses_among_the_ema_weights_only():
+    from sde_edge.experiments.studies.comparison_text import sweep_best
+
+    sweep = [{"arm": "E", "lr": lr, "clip": 0.0, "ema": ema, "fd_val": fd, "fd_val_stderr": 1.0}
+             for lr, ema, fd in ((5e-4, True, 10.2), (5e-4, False, 11.7), (2e-3, True, 11.4), (2e-3, False, 7.0))]
+    assert sweep_best(sweep, "E") == sweep[0]
+    assert sweep_best(sweep + [{"arm": "E", "lr": 1e-3, "clip": 0.0, "ema": None}], "E") is None  # pending
+
+
 TOY_STUDY = r"""
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.studies.common import write_section

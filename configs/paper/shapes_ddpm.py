@@ -1,6 +1,7 @@
 """The paper's DDPM baseline (D) on 16x16 `shapes`: isotropic noise, the network predicts the
 *unscaled* noise eps and is trained with the plain DDPM loss sum_pixels (eps_hat - eps)^2
-(``eps`` + the ``variance`` weighting), with the same recipe as the paper's edge model."""
+(``eps`` + the ``variance`` weighting), with the same recipe as the paper's edge model (the sweep
+chose the same optimiser settings for both)."""
 from pathlib import Path
 
 from sde_edge.config import load_config
