@@ -37,6 +37,9 @@ _ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood", "options",
 _COMPILE = flags.DEFINE_bool("compile", False, "options: include torch.compile (minutes of compiling on a CPU).")
 _PIPELINE_IMAGES = flags.DEFINE_integer("pipeline_images", 2000, "pipeline: JPEGs in the synthetic folder.")
 _REPEATS = flags.DEFINE_integer("repeats", 40, "Timed repetitions per case.")
+_BATCH = flags.DEFINE_integer("batch", 64, "samplers, likelihood: images per batch.")
+_SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 50, "samplers: steps per sampler.")
+_TOLERANCE = flags.DEFINE_float("tolerance", 1e-5, "likelihood: rtol = atol of the adaptive ODE solver.")
 _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
 _CONFIG = flags.DEFINE_string(
     "config", str(ROOT / "configs" / "digits_edge_ramp.py"), "Config of the network and batch."
@@ -179,7 +182,7 @@ def bench_samplers(config, device, repeats, steps=50, batch=64):
     return header + "\n".join(rows) + "\n", prose
 
 
-def bench_likelihood(config, device, repeats, batch=64):
+def bench_likelihood(config, device, repeats, batch=64, tolerance=1e-5):
     from sde_edge.likelihood import ode_bpd, snap_to_lattice
     from sde_edge.sampling import sample
 
@@ -189,18 +192,30 @@ def bench_likelihood(config, device, repeats, batch=64):
     sampled, measured = [], []
     for _ in range(max(1, repeats // 20)):
         seconds, sampling = _timed(
-            lambda: sample("ode", model, sde, x.shape, steps=1, generator=generator, device=device), device
+            lambda: sample("ode", model, sde, x.shape, steps=1, generator=generator, device=device, rtol=tolerance,
+                           atol=tolerance), device
         )
         sampled.append(seconds)
-        seconds, likelihood = _timed(lambda: ode_bpd(model, sde, x, generator=generator), device)
+        seconds, likelihood = _timed(
+            lambda: ode_bpd(model, sde, x, generator=generator, rtol=tolerance, atol=tolerance), device
+        )
         measured.append(seconds)
     per_sample, per_nll = statistics.median(sampled) / batch, statistics.median(measured) / batch
-    table = (f"ODE likelihood cost, batch {batch}, {sde!r}, {weights}, {device.type}, RK45 at rtol = atol = 1e-5:\n\n"
+    table = (f"ODE likelihood cost, batch {batch}, {sde!r}, {weights}, {device.type}, "
+             f"RK45 at rtol = atol = {tolerance:g}:\n\n"
              f"| task | s / image | NFE |\n|---|---|---|\n"
              f"| ODE sampling | {per_sample:.3f} | {sampling.nfe} |\n"
              f"| ODE likelihood (Hutchinson) | {per_nll:.3f} | {likelihood.nfe} |\n\n"
              f"likelihood / sampling = **{per_nll / per_sample:.2f}**\n")
     return table, f"An ODE likelihood costs {per_nll / per_sample:.1f}x an ODE sample."
+
+
+def _bench_samplers(config, device, repeats):
+    return bench_samplers(config, device, repeats, steps=_SAMPLER_STEPS.value, batch=_BATCH.value)
+
+
+def _bench_likelihood(config, device, repeats):
+    return bench_likelihood(config, device, repeats, batch=_BATCH.value, tolerance=_TOLERANCE.value)
 
 
 def _bench_options(config, device, repeats):
@@ -211,7 +226,7 @@ def _bench_pipeline(config, device, repeats):
     return bench_pipeline(config, device, repeats, n_images=_PIPELINE_IMAGES.value)
 
 
-BENCHES = {"train": bench_train, "samplers": bench_samplers, "likelihood": bench_likelihood,
+BENCHES = {"train": bench_train, "samplers": _bench_samplers, "likelihood": _bench_likelihood,
            "options": _bench_options, "pipeline": _bench_pipeline}
 
 

@@ -72,7 +72,8 @@ NET_64PX = (("data.image_size", 64), ("model.nf", 64), ("model.ch_mult", (1, 2, 
             ("training.precision", "bf16"), ("model.channels_last", True), ("optim.fused", True),
             ("training.eval_freq", 1_000), ("training.log_freq", 100))
 GPU_SETTINGS = (Setting("shapes", 64, ("E", "D"), (0, 1, 2), 5_000, NET_64PX, role="64px"),)
-GPU_QUICK_SETTINGS = (Setting("shapes", 8, ("E", "D"), (0, 1), 20, role="64px"),)
+# its --quick runs are the comparison's own quick E and D runs (the same specs, so they are shared)
+GPU_QUICK_SETTINGS = (Setting("digits", 8, ("E", "D"), (0, 1), 20, role="64px"),)
 MILESTONES = 2_500  # checkpoints kept for the convergence curve
 
 # the recipe sweep: judged on a validation split carved from the train split, never the test split
