@@ -4,7 +4,6 @@ The state crosses to the host in float64 at every evaluation: scipy runs on the 
 this path synchronises with the device by design (the one place in the library that does).
 """
 import torch
-from scipy.integrate import solve_ivp
 from tqdm.auto import tqdm
 
 
@@ -20,6 +19,8 @@ def integrate(rhs, state, t0, t1, *, rtol=1e-5, atol=1e-5, method="RK45", max_nf
     ``rhs`` takes and returns torch tensors shaped like ``state`` (on its device and dtype);
     ``t`` reaches it as a Python float. Raises SolverBudgetExceeded after ``max_nfe`` calls.
     """
+    from scipy.integrate import solve_ivp  # costly to import (about a second): only when an ODE is solved
+
     shape, device, dtype = state.shape, state.device, state.dtype
     bar = tqdm(desc=desc, unit="nfe", disable=not progress, leave=False)
     count = 0
