@@ -58,7 +58,7 @@ for every arm. The configs in `configs/paper/` carry each arm's best. The raw we
 are not candidates: one checkpoint's raw-weight FD is a snapshot of a swinging quantity, so a
 single evaluation cannot rank them (a first E run with the raw weights at lr 2e-3, the sweep's
 best cell when they were candidates, measured FD 33, 10, 17 and 20 at 2.5k, 5k, 7.5k and 10k
-iterations and 28.9 with $final at 10k; its loss fell smoothly throughout).
+iterations and 28.9 with ddpm@500 at 10k; its loss fell smoothly throughout).
 
 $sweep
 
