@@ -2,15 +2,28 @@
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+import torch.nn.functional as F
+from PIL import Image
 
 FORWARD_TIMES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported when a figure is first drawn: the import
+    costs about 0.7 s, which every process start (a training, a one-line CLI error) would pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+def __getattr__(name):  # ``from sde_edge.figures import plt`` in the modules that draw
+    if name == "plt":
+        return _pyplot()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_unit_range(x):
@@ -24,7 +37,7 @@ def save_figure(fig, path, dpi=110):
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -84,7 +97,8 @@ def forward_process_figure(x0, processes, path, times=FORWARD_TIMES, seed=0):
             # Divided by the isotropic level b(t), so every column uses the same grey scale.
             masks.append((x_t - clean) / sde.schedule.noise(torch.tensor(t)))
         rows += [(f"{label}: x_t", noisy), (f"{label}:\nnoise / b(t)", masks)]
-    fig, axes = plt.subplots(len(rows), len(times), figsize=(1.6 * len(times), 1.3 * len(rows) + 0.3), squeeze=False)
+    fig, axes = _pyplot().subplots(len(rows), len(times), figsize=(1.6 * len(times), 1.3 * len(rows) + 0.3),
+                                   squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c, image in enumerate(images):
             ax = axes[r, c]
@@ -103,7 +117,7 @@ def plot_loss_curve(metrics_csv, path):
     """The training loss (and the held-out loss, where logged) against step from metrics.csv, log scale."""
     with open(metrics_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _pyplot().subplots(figsize=(5, 3.2))
     for key, label in (("loss", "training loss"), ("eval_loss", "held-out loss (EMA)")):
         points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
         if points:
@@ -121,7 +135,8 @@ def save_rows(rows, path, size=1.0):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(size * columns + 0.8, size * len(rows) + 0.2), squeeze=False)
+    fig, axes = _pyplot().subplots(len(rows), columns, figsize=(size * columns + 0.8, size * len(rows) + 0.2),
+                                   squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]

@@ -26,6 +26,10 @@ class Comparison(Study):
     summary = "E vs the paper's DDPM (eps, DDPM loss), D-sigma, E-var and the released variants; 5 seeds"
     sweep_arms = cr.SWEEP_ARMS  # the arms whose recipe the sweep chooses (on the first setting)
 
+    def swept(self, quick):
+        """The sweep's arms; --quick sweeps E and D only (the same code path, half the runs)."""
+        return self.sweep_arms[:2] if quick else self.sweep_arms
+
     def settings(self, quick):
         return cr.QUICK_SETTINGS if quick else cr.SETTINGS
 
@@ -37,7 +41,7 @@ class Comparison(Study):
         def sweep(arm):
             return (
                 [cr.sweep_run(main, arm, lr, clip) for lr, clip in cr.sweep_grid(quick)]
-                if arm in self.sweep_arms
+                if arm in self.swept(quick)
                 else []
             )
 
@@ -89,7 +93,7 @@ class Comparison(Study):
         """FD on the validation split of every sweep run (EMA and raw weights); trains what is missing."""
         rows = []
         setting = self.settings(quick)[0]
-        for arm in self.sweep_arms:
+        for arm in self.swept(quick):
             for lr, clip in cr.sweep_grid(quick):
                 spec = cr.sweep_run(setting, arm, lr, clip)
                 try:
