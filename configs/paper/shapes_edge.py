@@ -21,7 +21,8 @@ def get_config():
     # the sweep's choice for E (FD of the EMA weights on the validation split, 2,500 iterations,
     # seed 0): lr 5e-4, no clipping (10.2; 10.6-11.4 for the other cells). The raw weights are not a
     # candidate: one checkpoint's raw-weight FD is a snapshot of a swinging quantity (E at lr 2e-3,
-    # raw: FD 33, 10, 17 and 20 at 2.5k, 5k, 7.5k and 10k iterations), so one evaluation cannot rank them.
+    # raw: FD 33, 10 and 17 at 2.5k, 5k and 7.5k iterations with ddim@50, 28.9 at 10k with ddpm@500;
+    # paper_appendix/reproduction/comparison/raw_weights_E_s0.csv), so one evaluation cannot rank them.
     config.optim.lr = 5e-4
     config.optim.warmup = 200
     config.optim.grad_clip = 0.0  # none

@@ -56,9 +56,11 @@ Learning rate and gradient clipping (none, as in the released code, or 1.0), jud
 the train split (the test split is never read), one training seed, 2,500 iterations, the same grid
 for every arm. The configs in `configs/paper/` carry each arm's best. The raw weights are shown but
 are not candidates: one checkpoint's raw-weight FD is a snapshot of a swinging quantity, so a
-single evaluation cannot rank them (a first E run with the raw weights at lr 2e-3, the sweep's
-best cell when they were candidates, measured FD 33, 10, 17 and 20 at 2.5k, 5k, 7.5k and 10k
-iterations and 28.9 with ddpm@500 at 10k; its loss fell smoothly throughout).
+single evaluation cannot rank them. A first E run with the raw weights at lr 2e-3, the sweep's
+best cell when they were candidates, measured FD 33.3 ± 1.8, 10.3 ± 2.0 and 17.1 ± 2.7 at 2.5k,
+5k and 7.5k iterations (ddim@50, 500 samples) and, at 10k, 19.8 ± 1.3 with ddim@50 and
+28.9 ± 2.1 with ddpm@500 (1,000 samples), while its loss fell smoothly throughout
+(`reproduction/comparison/raw_weights_E_s0.csv`; the run is kept out of the study).
 
 $sweep
 
