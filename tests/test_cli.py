@@ -10,20 +10,21 @@ import pytest
 import torch
 from PIL import Image
 
+import forked
 from helpers import TINY
 from sde_edge.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from sde_edge.config import load_config
 from sde_edge.train import train
 
 
-def _sde_edge(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "sde_edge.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
-    )
+def _sde_edge(*args, timeout=300, fresh=False):
+    """``python -m sde_edge.cli ARGS`` in a new process: forked from a server that has imported torch
+    (tests/forked.py), or with ``fresh`` a new interpreter, as the console script starts."""
+    command = [sys.executable, "-m", "sde_edge.cli", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if fresh:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    return forked.run(command, env=env, timeout=timeout)
 
 
 def _assert_one_line_error(result, *needles):
@@ -55,7 +56,7 @@ def test_forward_writes_a_png(tmp_path):
 
 
 def test_unknown_subcommand_prints_usage():
-    result = _sde_edge("frobnicate")
+    result = _sde_edge("frobnicate", fresh=True)
     assert result.returncode == 2
     assert "forward" in result.stderr and "eval-samples" in result.stderr
 
@@ -195,8 +196,8 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
     _assert_one_line_error(result, "CUDA is not available")
 
 
-def test_verbose_shows_the_traceback(tmp_path):
-    result = _sde_edge("train", "--config=configs/nope.py", f"--workdir={tmp_path}", "--verbose")
+def test_verbose_shows_the_traceback(tmp_path):  # and a user error from a brand-new interpreter
+    result = _sde_edge("train", "--config=configs/nope.py", f"--workdir={tmp_path}", "--verbose", fresh=True)
     assert result.returncode == 2 and "Traceback" in result.stderr
 
 

@@ -2,12 +2,12 @@
 figure and report section; a second run reuses the trainings and evaluations."""
 import json
 import shutil
-import subprocess
 import sys
 import time
 
 import pytest
 
+import forked
 from helpers import ROOT
 
 STUDIES = ("comparison", "comparison64", "unconditional", "convergence", "frequency", "sdedit", "ablation", "weighting")
@@ -32,10 +32,8 @@ ANSWERS = {"weighting": ("yes, the bound", "no"),  # studies that answer a quest
 def quick_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
     started = time.perf_counter()
-    result = subprocess.run(
+    result = forked.run(
         [sys.executable, str(ROOT / "tools" / "experiments.py"), "all", "--quick", f"--root={root}"],
-        capture_output=True,
-        text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -59,16 +57,16 @@ def test_every_study_writes_its_csv_figure_and_section(quick_run, study):
 def test_a_second_run_reuses_everything(quick_run):
     root, first_seconds = quick_run
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "experiments.py"), "unconditional", "--quick",
-                             f"--root={root}"], capture_output=True, text=True, timeout=300)
+    result = forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), "unconditional", "--quick",
+                             f"--root={root}"], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training" not in result.stdout
     assert time.perf_counter() - started < first_seconds / 2
 
 
 def _experiments(*args, timeout=300):
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "experiments.py"), *args],
-                            capture_output=True, text=True, timeout=timeout)
+    result = forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), *args],
+                            timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

@@ -2,7 +2,6 @@
 closed forms), the shapes classifier, and the Inception path with a stand-in network."""
 import math
 import os
-import subprocess
 import sys
 
 import ml_collections
@@ -11,6 +10,7 @@ import pytest
 import torch
 from scipy.special import gamma
 
+import forked
 from sde_edge.data import gaussian_blur, load_dataset
 from sde_edge.metrics.distances import frechet_distance, kernel_distance, precision_recall
 from sde_edge.metrics.features import ClassifierFeatures, InceptionFeatures, InceptionUnavailable, build_features
@@ -148,9 +148,9 @@ def test_inception_path_runs_with_a_stand_in_network(stand_in, mode):
 def test_eval_samples_with_inception_features_end_to_end(stand_in, tmp_path):
     np.savez(tmp_path / "s.npz", samples=_digits("train").images[:40].numpy())
     env = {**os.environ, "SDE_EDGE_INCEPTION": str(stand_in), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "sde_edge.cli", "eval-samples", f"--samples={tmp_path / 's.npz'}",
+    result = forked.run([sys.executable, "-m", "sde_edge.cli", "eval-samples", f"--samples={tmp_path / 's.npz'}",
                              "--config=configs/digits_edge.py", "--features=inception", f"--out={tmp_path / 'out'}"],
-                            capture_output=True, text=True, env=env, timeout=600)
+                            env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[inception (clean)]" in result.stdout
 
@@ -159,9 +159,9 @@ def test_offline_inception_is_one_line_and_leaves_no_file(tmp_path):
     missing = tmp_path / "nothing_here" / "inception-2015-12-05.pt"
     env = {**os.environ, "SDE_EDGE_INCEPTION": str(missing), "SDE_EDGE_INCEPTION_URL": "http://127.0.0.1:9/inception.pt"}
     np.savez(tmp_path / "s.npz", samples=np.zeros((8, 1, 16, 16), np.float32))
-    result = subprocess.run([sys.executable, "-m", "sde_edge.cli", "eval-samples", f"--samples={tmp_path / 's.npz'}",
+    result = forked.run([sys.executable, "-m", "sde_edge.cli", "eval-samples", f"--samples={tmp_path / 's.npz'}",
                              "--config=configs/digits_edge.py", "--features=inception", f"--out={tmp_path / 'out'}"],
-                            capture_output=True, text=True, env=env, timeout=120)
+                            env=env, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert str(missing) in last and "SDE_EDGE_INCEPTION" in last and "--features classifier" in last

@@ -1,12 +1,12 @@
 """The paper's own comparison: DDPM's eps parameterisation with the plain DDPM loss, random flips,
 and the validation split that tuning reads (never the test split)."""
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
 
+import forked
 from helpers import ROOT, TINY, PaperSchedule, edge_rich_images, tensors
 from sde_edge.batches import random_flips
 from sde_edge.config import default_diffusion, load_config, validate_config
@@ -79,8 +79,8 @@ def test_eps_on_the_edge_preserving_process_is_refused_at_config_load():
 
 
 def test_eps_on_the_edge_preserving_process_is_one_line_and_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sde_edge.cli", "train", f"--config={TINY}", f"--workdir={tmp_path}",
-                             "--config.model.parameterization=eps"], capture_output=True, text=True, cwd=ROOT)
+    result = forked.run([sys.executable, "-m", "sde_edge.cli", "train", f"--config={TINY}", f"--workdir={tmp_path}",
+                             "--config.model.parameterization=eps"], cwd=ROOT)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "model.parameterization" in lines[0], result.stderr

@@ -1,5 +1,6 @@
 """Training never loses a run. Each test reproduces one way a run used to be lost or corrupted
-(they drive the ``sde-edge`` command line only, so they also run against older versions)."""
+(they drive the ``sde-edge`` command line only, so they also run against older versions; each command
+runs in its own process, forked from a server that has imported torch: tests/forked.py)."""
 import os
 import random
 import re
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import forked
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.py"
@@ -26,7 +29,7 @@ def _train(workdir, *flags):
 
 
 def _run(command, timeout=600):
-    return subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=timeout)
+    return forked.run(command, env=_env(), timeout=timeout)
 
 
 def _checkpoints(workdir):
@@ -127,8 +130,7 @@ def test_4_a_flipped_byte_is_caught_and_the_previous_checkpoint_used(tmp_path):
 
 
 def test_5_a_second_trainer_on_the_same_workdir_stops_at_once_naming_the_first(tmp_path):
-    first = subprocess.Popen(_train(tmp_path, "--config.training.n_iters=100000"), env=_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = forked.Process(_train(tmp_path, "--config.training.n_iters=100000"), env=_env())
     try:
         deadline = time.time() + 300
         while not (tmp_path / "metrics.csv").exists() and time.time() < deadline and first.poll() is None:
@@ -145,7 +147,7 @@ def test_5_a_second_trainer_on_the_same_workdir_stops_at_once_naming_the_first(t
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_6_interrupting_saves_a_checkpoint_and_resumes_there(tmp_path, signum, code):
-    process = subprocess.Popen(
+    process = forked.Process(
         _train(
             tmp_path,
             "--config.training.n_iters=100000",
@@ -153,9 +155,6 @@ def test_6_interrupting_saves_a_checkpoint_and_resumes_there(tmp_path, signum, c
             "--config.training.checkpoint_minutes=60",
         ),
         env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -211,8 +210,7 @@ def test_repeated_sigkill_and_resume_is_bit_identical(tmp_path):
     for _ in range(20):
         if kills >= 5:
             break
-        process = subprocess.Popen(_train(interrupted, *KILL_FLAGS), env=_env(), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = forked.Process(_train(interrupted, *KILL_FLAGS), env=_env())
         start = time.time()
         while not _checkpoints(interrupted) and time.time() - start < 300 and process.poll() is None:
             time.sleep(0.01)

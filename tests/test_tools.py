@@ -1,8 +1,8 @@
 """tools/: the sampler comparison and the benchmark run end to end (small settings)."""
 import json
-import subprocess
 import sys
 
+import forked
 from helpers import ROOT, TINY
 from sde_edge.tables import read_csv
 
@@ -11,7 +11,7 @@ def test_compare_samplers_on_the_oracle_sweeps_grids_and_skips_with_reasons(tmp_
     command = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), "--oracle", "--tau=linear",
                "--samplers=ddpm,dpmpp_2m,heun,torchsde:euler,ode", "--steps=5,20", "--grids=uniform,edm", "--n=60",
                f"--out={tmp_path}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = forked.run(command, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "results.csv")
     ran = [r for r in rows if not r.get("skipped")]
@@ -27,7 +27,7 @@ def test_compare_samplers_on_the_oracle_sweeps_grids_and_skips_with_reasons(tmp_
 
 def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
     workdir = tmp_path / "run"
-    trained = subprocess.run(
+    trained = forked.run(
         [
             sys.executable,
             "-m",
@@ -38,8 +38,6 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
             "--config.training.n_iters=5",
             "--progress=false",
         ],
-        capture_output=True,
-        text=True,
         timeout=600,
     )
     assert trained.returncode == 0, trained.stderr
@@ -54,7 +52,7 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
         "--features=classifier",
         f"--out={tmp_path / 'cmp'}",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = forked.run(command, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "cmp" / "results.csv")
     assert len(rows) == 5 and all(float(r["fd"]) > 0 for r in rows)
@@ -74,7 +72,7 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
     )
     command = command[:3] + ["--samplers=ddim", "--steps=2", f"--reference_report={report}", "--n=20",
                              "--features=classifier", f"--out={tmp_path / 'cmp2'}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = forked.run(command, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "cmp2" / "results.csv")
     assert [(r["sampler"], r["steps"]) for r in rows] == [("ddpm", "500"), ("ddim", "2")] and "metrics.json" in rows[0][
@@ -84,8 +82,8 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
 
 
 def test_compare_samplers_needs_a_model():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "compare_samplers.py")], capture_output=True, text=True, timeout=120
+    result = forked.run(
+        [sys.executable, str(ROOT / "tools" / "compare_samplers.py")], timeout=120
     )
     assert result.returncode != 0 and "--oracle" in result.stderr
 
@@ -102,7 +100,7 @@ def test_bench_runs_without_touching_the_readme(tmp_path):
     command = [sys.executable, str(ROOT / "tools" / "bench.py"), "--repeats=2", "--device=cpu", f"--config={config}",
                "--pipeline_images=40", "--batch=8", "--sampler_steps=5",
                "--tolerance=1e-3"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = forked.run(command, timeout=600)
     assert result.returncode == 0, result.stderr
     for needle in ("edge / DDPM", "bluenoise", "overhead share", "dpmpp_2m", "edm", "likelihood / sampling", "| bf16 |",
                    "fused Adam", "open the prepared cache", "prepared, 2 threads"):
@@ -119,7 +117,7 @@ def test_solver_order_measures_every_case(tmp_path):
         "--n=8",
         f"--out={tmp_path}",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = forked.run(command, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "order.csv")
     assert len(rows) == 3 * 3 * 3 and all(0 < float(r["error"]) < 2 for r in rows)  # cases x samplers x K

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+import forked
 from helpers import ROOT, TINY
 from sde_edge.checkpoint import checkpoint_paths, load_checkpoint, load_latest
 from sde_edge.config import load_config
@@ -106,8 +107,8 @@ def test_batch_larger_than_dataset_is_refused(tmp_path):
 def test_torchrun_two_processes_match_one(tmp_path):
     """gloo on the CPU: parameters equal across ranks and equal to a single process with the same global batch."""
     flags = ["--config.training.n_iters=5", "--config.training.snapshot_freq=5", "--progress=false"]
-    single = subprocess.run(
-        _train_command(tmp_path / "single", *flags), env=_env(), capture_output=True, text=True, timeout=600
+    single = forked.run(
+        _train_command(tmp_path / "single", *flags), env=_env(), timeout=600
     )
     assert single.returncode == 0, single.stderr
     worker = ROOT / "tests" / "ddp_worker.py"
