@@ -58,7 +58,7 @@ def test_a_second_run_reuses_everything(quick_run):
     root, first_seconds = quick_run
     started = time.perf_counter()
     result = forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), "unconditional", "--quick",
-                             f"--root={root}"], timeout=300)
+                        f"--root={root}"], timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training" not in result.stdout
     assert time.perf_counter() - started < first_seconds / 2
@@ -66,7 +66,7 @@ def test_a_second_run_reuses_everything(quick_run):
 
 def _experiments(*args, timeout=300):
     result = forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), *args],
-                            timeout=timeout)
+                        timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

@@ -149,8 +149,8 @@ def test_eval_samples_with_inception_features_end_to_end(stand_in, tmp_path):
     np.savez(tmp_path / "s.npz", samples=_digits("train").images[:40].numpy())
     env = {**os.environ, "SDE_EDGE_INCEPTION": str(stand_in), "OMP_NUM_THREADS": "1"}
     result = forked.run([sys.executable, "-m", "sde_edge.cli", "eval-samples", f"--samples={tmp_path / 's.npz'}",
-                             "--config=configs/digits_edge.py", "--features=inception", f"--out={tmp_path / 'out'}"],
-                            env=env, timeout=600)
+                         "--config=configs/digits_edge.py", "--features=inception", "--n_reference=80",
+                         f"--out={tmp_path / 'out'}"], env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[inception (clean)]" in result.stdout
 
@@ -160,8 +160,8 @@ def test_offline_inception_is_one_line_and_leaves_no_file(tmp_path):
     env = {**os.environ, "SDE_EDGE_INCEPTION": str(missing), "SDE_EDGE_INCEPTION_URL": "http://127.0.0.1:9/inception.pt"}
     np.savez(tmp_path / "s.npz", samples=np.zeros((8, 1, 16, 16), np.float32))
     result = forked.run([sys.executable, "-m", "sde_edge.cli", "eval-samples", f"--samples={tmp_path / 's.npz'}",
-                             "--config=configs/digits_edge.py", "--features=inception", f"--out={tmp_path / 'out'}"],
-                            env=env, timeout=120)
+                         "--config=configs/digits_edge.py", "--features=inception", f"--out={tmp_path / 'out'}"],
+                        env=env, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert str(missing) in last and "SDE_EDGE_INCEPTION" in last and "--features classifier" in last

@@ -80,7 +80,7 @@ def test_eps_on_the_edge_preserving_process_is_refused_at_config_load():
 
 def test_eps_on_the_edge_preserving_process_is_one_line_and_exit_2(tmp_path):
     result = forked.run([sys.executable, "-m", "sde_edge.cli", "train", f"--config={TINY}", f"--workdir={tmp_path}",
-                             "--config.model.parameterization=eps"], cwd=ROOT)
+                        "--config.model.parameterization=eps"], cwd=ROOT)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "model.parameterization" in lines[0], result.stderr
