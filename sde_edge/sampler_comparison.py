@@ -7,7 +7,12 @@ tests use too); with a trained model, the sample-quality metrics of ``sde_edge.m
 against a data split (``MetricsJudge``: FD, KID, precision/recall, SWD), one chosen as primary.
 A sampler that cannot run on the process (a continuous-time sampler where sigma jumps, a
 fixed-step solver on a non-uniform grid) is skipped with its reason in full.
+
+With a ``SettingCache`` every finished setting is kept (its row, its features, a few samples), so an
+interrupted comparison resumes at the first setting it had not finished.
 """
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +22,7 @@ import torch
 from scipy.stats import chisquare
 from tqdm.auto import tqdm
 
+from sde_edge.checkpoint import atomic_save
 from sde_edge.figures import plt, save_figure, save_grid
 from sde_edge.metrics.distances import FixedReferenceFD
 from sde_edge.metrics.report import sample_quality
@@ -126,9 +132,43 @@ def refusal(name, sde, grid):
     return None
 
 
+class SettingCache:
+    """Finished settings in ``folder``, one file each, keyed by the setting and by ``identity`` (what
+    else decides the result: the checkpoint, the judge, the number of samples), so a file is only
+    reused for the same question. Files are written atomically; a killed run loses one setting."""
+
+    def __init__(self, folder, identity):
+        self.folder, self.identity = Path(folder), identity
+
+    def _path(self, setting):
+        text = json.dumps([self.identity, setting], sort_keys=True, default=str)
+        return self.folder / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.pt"
+
+    def get(self, setting):
+        path = self._path(setting)
+        return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+    def put(self, setting, entry):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_save(entry, self._path(setting))
+
+
+def _run_setting(spec, grid, steps, extra, model, sde, shape, judge, seed, x_init):
+    """(row fields, features or None, samples) of one setting."""
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    result = sample(spec.name, model, sde, shape, steps=steps, generator=generator, x_init=x_init, grid=grid,
+                    **spec.options, **extra)
+    fields = {"nfe": result.nfe, "seconds": time.perf_counter() - start, **judge(result.samples)}
+    fields = {k: v.item() if hasattr(v, "item") else v for k, v in fields.items()}  # plain numbers keep
+    features = getattr(judge, "last_features", None)
+    return fields, None if features is None else torch.as_tensor(np.asarray(features)), result.samples
+
+
 def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("uniform",), seed=0,
-                   ode_tolerances=(1e-2, 1e-3, 1e-4), x_init=None, out_dir=None, progress=True):
-    """Every spec on every grid at every step count (``ode``: every tolerance); a list of rows."""
+                   ode_tolerances=(1e-2, 1e-3, 1e-4), x_init=None, out_dir=None, progress=True, cache=None):
+    """Every spec on every grid at every step count (``ode``: every tolerance); a list of rows.
+    ``cache`` (a ``SettingCache``) keeps each finished setting and reuses it."""
     settings = [(spec, grid, steps, extra) for spec in specs for grid in grids
                 for steps, extra in ([(2, {"rtol": tol, "atol": tol}) for tol in ode_tolerances] if spec.name == "ode"
                                      else [(k, {}) for k in step_counts])
@@ -142,14 +182,18 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
         if reason:
             rows.append({**row, "skipped": reason})
             continue
-        generator = torch.Generator().manual_seed(seed)
-        start = time.perf_counter()
-        result = sample(spec.name, model, sde, shape, steps=steps, generator=generator, x_init=x_init, grid=grid,
-                        **spec.options, **extra)
-        rows.append({**row, "nfe": result.nfe, "seconds": time.perf_counter() - start, **judge(result.samples)})
-        if getattr(judge, "last_features", None) is not None:
-            features[len(rows) - 1] = judge.last_features
-        last_samples[(spec.label, grid)] = result.samples
+        key = {**row, "options": spec.options, "extra": extra, "seed": seed, "shape": list(shape)}
+        entry = cache.get(key) if cache is not None else None
+        if entry is None:
+            fields, setting_features, samples = _run_setting(spec, grid, steps, extra, model, sde, shape, judge,
+                                                             seed, x_init)
+            entry = {"fields": fields, "features": setting_features, "samples": samples[:64].clone()}
+            if cache is not None:
+                cache.put(key, entry)
+        rows.append({**row, **entry["fields"]})
+        if entry["features"] is not None:
+            features[len(rows) - 1] = entry["features"].numpy()
+        last_samples[(spec.label, grid)] = entry["samples"]
     if out_dir is not None:
         for (label, grid), samples in last_samples.items():
             save_grid(samples[:64], Path(out_dir) / f"samples_{label.replace(':', '_')}_{grid}.png")

@@ -182,3 +182,51 @@ def test_paired_fd_differences_see_what_unpaired_errors_cannot():
     assert paired_se < 0.25 * unpaired, (paired_se, unpaired)
     assert judge.paired_fd_difference(a, a) == (0.0, 0.0)
     assert abs(difference) < 3 * paired_se + 1e-3
+
+
+def test_an_interrupted_comparison_resumes_from_the_settings_it_finished(tmp_path, monkeypatch):
+    """The second run reads every finished setting (row, features, samples) from the cache without
+    sampling; a setting it has not seen, or another identity (checkpoint, judge, n), is sampled."""
+    import numpy as np
+    import pytest
+    import torch
+
+    import sde_edge.sampler_comparison as comparison
+    from sde_edge.config import default_diffusion
+    from sde_edge.oracle import MixtureOracle, rectangle_images
+    from sde_edge.process_registry import build_sde
+
+    sde = build_sde(default_diffusion(tau="linear_ramp"))
+    oracle = MixtureOracle(rectangle_images(3), (0.5, 0.3, 0.2), sde)
+    x_init = oracle.sample_marginal(1.0, 6, generator=torch.Generator().manual_seed(0))
+
+    class Judge:  # keeps features, as MetricsJudge does, for the paired differences
+        primary = "checksum"
+        last_features = None
+
+        def __call__(self, samples):
+            self.last_features = samples.flatten(1).double().numpy()
+            return {"checksum": np.float64(samples.double().sum().item())}
+
+    def compare(specs, steps, identity="run A"):
+        cache = comparison.SettingCache(tmp_path / "settings", identity)
+        rows = comparison.run_comparison(oracle, sde, tuple(x_init.shape), specs, steps, Judge(), x_init=x_init,
+                                         out_dir=tmp_path, progress=False, cache=cache)
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    ddim, heun = comparison.SamplerSpec.parse("ddim"), comparison.SamplerSpec.parse("heun")
+    first = compare([ddim, heun], [3, 4])
+    assert len(list((tmp_path / "settings").glob("*.pt"))) == 4
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sampled a setting the cache holds")
+
+    monkeypatch.setattr(comparison, "sample", refuse)
+    again = compare([ddim, heun], [3, 4])
+    assert [r.keys() for r in again] == [r.keys() for r in first]
+    for a, b in zip(first, again):
+        assert all(np.array_equal(a[k], b[k]) for k in a), (a, b)
+    with pytest.raises(AssertionError, match="sampled a setting"):
+        compare([ddim], [5])
+    with pytest.raises(AssertionError, match="sampled a setting"):
+        compare([ddim], [3], identity="run B")

@@ -9,7 +9,9 @@ With --workdir, quality is measured by ``sde_edge.metrics`` against the run's te
 the features --features picks (auto: Inception if available, else the dataset's classifier);
 --metric chooses the headline (default fd). The defaults finish in about a minute on 2 cores;
 the flags above give the full study. Writes results.csv, results.md, quality_vs_nfe.png,
-nfe_to_match_ddpm.json and a sample grid per sampler and grid into --out.
+nfe_to_match_ddpm.json and a sample grid per sampler and grid into --out. Each finished setting is
+kept in --out/settings/ (keyed by the setting, the checkpoint, the features and --n), so a comparison
+that was interrupted resumes where it stopped; delete that folder to measure everything again.
 """
 import json
 import sys
@@ -22,6 +24,7 @@ from sde_edge.sampler_comparison import (
     MetricsJudge,
     OracleJudge,
     SamplerSpec,
+    SettingCache,
     add_paired_differences,
     nfe_to_match,
     plot_quality_vs_nfe,
@@ -85,6 +88,10 @@ def main(argv):
         judge = MetricsJudge(build_features(_FEATURES.value, run.config.data),
                              load_dataset(run.config.data, "test").first(10**9), primary=_METRIC.value)
         shape = image_shape(run.config, _N.value)
+    identity = ({"oracle": _TAU.value} if _ORACLE.value else
+                {"checkpoint": str(run.path), "step": run.step, "modified": run.path.stat().st_mtime_ns,
+                 "features": judge.features.label, "metric": judge.primary})
+    cache = SettingCache(out / "settings", {**identity, "n": _N.value})
     specs = [SamplerSpec.parse(text) for text in _SAMPLERS.value]
     steps = [int(k) for k in _STEPS.value]
     reference_label, reference_steps = "ddpm", max(steps)
@@ -111,9 +118,9 @@ def main(argv):
             raise app.UsageError(f"--reference must read SAMPLER@STEPS, e.g. ddpm@500; got {_REFERENCE.value!r}")
         reference_steps = int(text)
         rows += run_comparison(model, sde, shape, [SamplerSpec.parse(reference_label)], [reference_steps], judge,
-                               seed=_SEED.value, x_init=x_init, out_dir=out)
+                               seed=_SEED.value, x_init=x_init, out_dir=out, cache=cache)
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
-                           out_dir=out)
+                           out_dir=out, cache=cache)
     add_paired_differences(rows, judge, reference_label, reference_steps)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
