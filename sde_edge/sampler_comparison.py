@@ -253,15 +253,29 @@ def reference_value(rows, reference_label, reference_steps, metric):
     return reference[0][metric] if reference else None
 
 
+def _smallest_nfe(rows, accept):
+    """For each sampler and grid, the smallest NFE of a row that ``accept`` takes, or None."""
+    matches = {}
+    for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
+        candidates = [r["nfe"] for r in rows if (r["sampler"], r["grid"]) == label and accept(r)]
+        matches[f"{label[0]} ({label[1]})"] = min(candidates) if candidates else None
+    return matches
+
+
 def nfe_to_match(rows, reference_label, reference_steps, metric, tolerance=0.10):
     """For each sampler and grid, the smallest NFE whose ``metric`` is within ``tolerance``
     (relative) of the reference sampler at ``reference_steps``, or None."""
     target = reference_value(rows, reference_label, reference_steps, metric)
     if target is None:
         return {}
-    matches = {}
-    for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
-        candidates = [r["nfe"] for r in rows if (r["sampler"], r["grid"]) == label and metric in r
-                      and r[metric] <= target * (1 + tolerance)]
-        matches[f"{label[0]} ({label[1]})"] = min(candidates) if candidates else None
-    return matches
+    return _smallest_nfe(rows, lambda r: metric in r and r[metric] <= target * (1 + tolerance))
+
+
+def nfe_to_match_paired(rows, reference_label, reference_steps, metric="fd", tolerance=0.10, z=2.0):
+    """The same question answered with the paired errors: the smallest NFE whose paired difference to
+    the reference (``fd_diff``) is below ``tolerance`` x the reference's FD by ``z`` standard errors
+    (``fd_diff_se``): within 10% *and resolved*. None where no setting is; ``{}`` without pairs."""
+    target = reference_value(rows, reference_label, reference_steps, metric)
+    if target is None or not any("fd_diff" in r for r in rows):
+        return {}
+    return _smallest_nfe(rows, lambda r: "fd_diff" in r and r["fd_diff"] + z * r["fd_diff_se"] <= tolerance * target)

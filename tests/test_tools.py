@@ -63,6 +63,8 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
         "ddpm (uniform)",
         "ddim (uniform)",
     }
+    resolved = json.loads((tmp_path / "cmp" / "nfe_to_match_paired.json").read_text())
+    assert set(resolved) == {"ddpm (uniform)", "ddim (uniform)"} and resolved["ddpm (uniform)"] <= 6  # the reference
     # the target from an existing eval-samples report instead of a run: ddim within 10% of a huge FD at once
     report = tmp_path / "metrics.json"
     from sde_edge.metrics.features import ClassifierFeatures  # the label the comparison's classifier features carry
@@ -230,3 +232,20 @@ def test_an_interrupted_comparison_resumes_from_the_settings_it_finished(tmp_pat
         compare([ddim], [5])
     with pytest.raises(AssertionError, match="sampled a setting"):
         compare([ddim], [3], identity="run B")
+
+
+def test_nfe_to_match_with_paired_errors_asks_for_a_resolved_match():
+    """FD 10 at the reference; at 5 NFE the point estimate is within 10% (10.5) but its paired
+    difference is not resolved (0.5 + 2 x 0.4 > 1.0); at 8 NFE it is (0.2 + 2 x 0.3 <= 1.0)."""
+    from sde_edge.sampler_comparison import nfe_to_match, nfe_to_match_paired
+
+    rows = [{"sampler": "ddpm", "grid": "uniform", "steps": 500, "nfe": 500, "fd": 10.0, "fd_diff": 0, "fd_diff_se": 0},
+            {"sampler": "s", "grid": "uniform", "steps": 5, "nfe": 5, "fd": 10.5, "fd_diff": 0.5, "fd_diff_se": 0.4},
+            {"sampler": "s", "grid": "uniform", "steps": 8, "nfe": 8, "fd": 10.2, "fd_diff": 0.2, "fd_diff_se": 0.3},
+            {"sampler": "s", "grid": "logsnr", "steps": 8, "nfe": 8, "fd": 13.0, "fd_diff": 3.0, "fd_diff_se": 0.3},
+            {"sampler": "ode", "grid": "adaptive", "steps": "", "nfe": 40, "skipped": "jump"}]
+    assert nfe_to_match(rows, "ddpm", 500, "fd")["s (uniform)"] == 5
+    paired = nfe_to_match_paired(rows, "ddpm", 500)
+    assert paired == {"ddpm (uniform)": 500, "s (uniform)": 8, "s (logsnr)": None, "ode (adaptive)": None}
+    assert nfe_to_match_paired([{k: v for k, v in r.items() if not k.startswith("fd_diff")} for r in rows],
+                               "ddpm", 500) == {}

@@ -9,9 +9,11 @@ With --workdir, quality is measured by ``sde_edge.metrics`` against the run's te
 the features --features picks (auto: Inception if available, else the dataset's classifier);
 --metric chooses the headline (default fd). The defaults finish in about a minute on 2 cores;
 the flags above give the full study. Writes results.csv, results.md, quality_vs_nfe.png,
-nfe_to_match_ddpm.json and a sample grid per sampler and grid into --out. Each finished setting is
-kept in --out/settings/ (keyed by the setting, the checkpoint, the features and --n), so a comparison
-that was interrupted resumes where it stopped; delete that folder to measure everything again.
+nfe_to_match_ddpm.json (the smallest NFE within 10% of the reference), with --reference also
+nfe_to_match_paired.json (within 10% by two paired standard errors) and a sample grid per sampler
+and grid into --out. Each finished setting is kept in --out/settings/ (keyed by the setting, the
+checkpoint, the features and --n), so a comparison that was interrupted resumes where it stopped;
+delete that folder to measure everything again.
 """
 import json
 import sys
@@ -27,6 +29,7 @@ from sde_edge.sampler_comparison import (
     SettingCache,
     add_paired_differences,
     nfe_to_match,
+    nfe_to_match_paired,
     plot_quality_vs_nfe,
     reference_value,
     run_comparison,
@@ -130,10 +133,15 @@ def main(argv):
                         reference=None if target is None else (f"{reference_label}@{reference_steps}", target))
     matches = nfe_to_match(rows, reference_label, reference_steps, judge.primary)
     (out / "nfe_to_match_ddpm.json").write_text(json.dumps(matches, indent=1))
+    resolved = nfe_to_match_paired(rows, reference_label, reference_steps)
+    if resolved:
+        (out / "nfe_to_match_paired.json").write_text(json.dumps(resolved, indent=1))
     print(table)
     print(
         f"NFE at which each sampler is within 10% of {reference_label}@{reference_steps} on {judge.primary}: {matches}"
     )
+    if resolved:
+        print(f"... and within 10% by 2 paired standard errors (resolved): {resolved}")
     print(f"wrote {out}/results.csv, results.md, quality_vs_nfe.png, nfe_to_match_ddpm.json, samples_*.png")
     return 0
 
