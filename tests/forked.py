@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 
 PRELOAD = ["torch", "numpy", "PIL.Image", "ml_collections", "absl.flags", "sde_edge.train", "sde_edge.checkpoint",
@@ -92,6 +93,7 @@ class Process:
         if command[0] != sys.executable or (command[1] == "-m" and command[2] != "sde_edge.cli"):
             raise ValueError(f"forked.Process runs sde_edge.cli or a script, not {command[:3]}")
         self._folder = tempfile.mkdtemp(prefix="forked_")
+        weakref.finalize(self, shutil.rmtree, self._folder, True)  # also when the output is never read
         self._out, self._err = os.path.join(self._folder, "out"), os.path.join(self._folder, "err")
         env = dict(os.environ if env is None else env)
         args = ([str(a) for a in command[1:]], env, str(cwd or os.getcwd()), self._out, self._err)
