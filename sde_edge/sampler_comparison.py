@@ -271,11 +271,11 @@ def nfe_to_match(rows, reference_label, reference_steps, metric, tolerance=0.10)
     return _smallest_nfe(rows, lambda r: metric in r and r[metric] <= target * (1 + tolerance))
 
 
-def nfe_to_match_paired(rows, reference_label, reference_steps, metric="fd", tolerance=0.10, z=2.0):
+def nfe_to_match_paired(rows, reference_label, reference_steps, tolerance=0.10, z=2.0):
     """The same question answered with the paired errors: the smallest NFE whose paired difference to
     the reference (``fd_diff``) is below ``tolerance`` x the reference's FD by ``z`` standard errors
     (``fd_diff_se``): within 10% *and resolved*. None where no setting is; ``{}`` without pairs."""
-    target = reference_value(rows, reference_label, reference_steps, metric)
+    target = reference_value(rows, reference_label, reference_steps, "fd")  # the pairs are FD differences
     if target is None or not any("fd_diff" in r for r in rows):
         return {}
     return _smallest_nfe(rows, lambda r: "fd_diff" in r and r["fd_diff"] + z * r["fd_diff_se"] <= tolerance * target)

@@ -11,6 +11,7 @@ as with ``subprocess``. Tests that need a brand-new interpreter (hash seeds, imp
 torchrun) keep using ``subprocess``.
 """
 import atexit
+import functools
 import multiprocessing
 import os
 import runpy
@@ -24,26 +25,25 @@ from pathlib import Path
 
 PRELOAD = ["torch", "numpy", "PIL.Image", "ml_collections", "absl.flags", "sde_edge.train", "sde_edge.checkpoint",
            "sde_edge.config", "sde_edge.sampling", "sde_edge.metrics"]
-_CONTEXT = []
 
 
+@functools.cache
 def _context():
-    if not _CONTEXT:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-        saved = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = "1"  # the server itself never runs torch in parallel
-        try:
-            from multiprocessing import forkserver
+    """The forkserver context of this test process, its server started once."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # the server itself never runs torch in parallel
+    try:
+        from multiprocessing import forkserver
 
-            forkserver.ensure_running()
-        finally:
-            if saved is None:
-                del os.environ["OMP_NUM_THREADS"]
-            else:
-                os.environ["OMP_NUM_THREADS"] = saved
-        _CONTEXT.append(context)
-    return _CONTEXT[0]
+        forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+    return context
 
 
 def _child(argv, env, cwd, out_path, err_path):
@@ -70,10 +70,11 @@ def _child(argv, env, cwd, out_path, err_path):
             sys.argv = list(argv)
             sys.path.insert(0, str(Path(argv[0]).resolve().parent))
             runpy.run_path(argv[0], run_name="__main__")
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if not isinstance(done.code, (int, type(None))):
-            print(done.code, file=sys.stderr)
+    except SystemExit as done:  # sys.exit(None) is 0; sys.exit("message") prints it and is 1
+        code = 0 if done.code is None else done.code
+        if not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
     except BaseException:  # noqa: BLE001 - what python prints for an uncaught exception
         import traceback
 
@@ -82,7 +83,7 @@ def _child(argv, env, cwd, out_path, err_path):
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code or 0)
+    os._exit(code)
 
 
 class Process:
