@@ -123,6 +123,22 @@ def test_comparison_verdicts_read_the_paired_difference_not_the_two_spreads():
     assert main["verdict"] == "reproduced" and "paired difference -0.9 ± 0.1 over 2 seeds" in main["ours"]
 
 
+def test_a_pending_comparison_shows_the_interim_paired_difference_without_a_verdict():
+    from sde_edge.experiments.studies.comparison import Comparison
+
+    # E has seeds 0-2, D seeds 0-1: the interim difference pairs seeds 0 and 1 only (-1.0 and -3.0)
+    fds = {"E": (10.0, 20.0, 99.0), "D": (11.0, 23.0)}
+    rows = [{"setting": "digits8", "sampler": "ddpm@10", "arm": arm, "seed": seed, "fd": fd}
+            for arm, values in fds.items() for seed, fd in enumerate(values)]
+    summary = [{"setting": "digits8", "arm": arm, "fd": 1.0, "fd_se": 0.1, "complete": False, "seeds": len(v)}
+               for arm, v in fds.items()]
+    claims = Comparison()._claims(summary, rows, "ddpm@10", quick=True)
+    main = next(c for c in claims if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
+    assert main["verdict"] == "pending"
+    assert "3 and 2 of 2 seeds evaluated" in main["ours"]
+    assert "interim paired difference over the 2 seeds both have, not a verdict: -2 ± 1" in main["ours"]
+
+
 def test_the_sweep_chooses_among_the_ema_weights_only():
     from sde_edge.experiments.studies.comparison_text import sweep_best
 

@@ -166,16 +166,15 @@ class Comparison(Study):
             setting = names[role]
             a, b = by.get((setting, ours)), by.get((setting, baseline))
             label = f"{setting}, {final}, {ours} vs {baseline}"
+            paired = paired_differences(rows, setting, final, ours, baseline)
+            paired_se = np.std(paired, ddof=1) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
             if not (a and b and a["complete"] and b["complete"]):
                 done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
-                claims.append(
-                    claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated)", "pending", "-")
-                )
+                interim = (f"; interim paired difference over the {len(paired)} seeds both have, not a verdict: "
+                           f"{pm(float(np.mean(paired)), paired_se)}" if len(paired) > 1 else "")
+                claims.append(claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated){interim}",
+                                        "pending", "-"))
                 continue
-            paired = [r["fd"] - q["fd"] for r in rows for q in rows if r["setting"] == q["setting"] == setting
-                      and r["sampler"] == q["sampler"] == final and r["arm"] == ours and q["arm"] == baseline
-                      and r["seed"] == q["seed"]]
-            paired_se = np.std(paired, ddof=1) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
             # the verdict reads the paired difference (seed by seed): the spread shared by both arms cancels
             verdict, _, _ = compare(float(np.mean(paired)), paired_se, 0.0, 0.0)
             text = (f"FD {ours} {pm(a['fd'], a['fd_se'])} vs {baseline} {pm(b['fd'], b['fd_se'])}; paired difference "
@@ -183,6 +182,12 @@ class Comparison(Study):
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
                                     "[fd.png](reproduction/comparison/fd.png)"))
         return claims
+
+
+def paired_differences(rows, setting, sampler, ours, baseline):
+    """FD(ours) - FD(baseline) per training seed that both arms have evaluated with ``sampler``."""
+    fd = {(r["arm"], r["seed"]): r["fd"] for r in rows if r["setting"] == setting and r["sampler"] == sampler}
+    return [fd[ours, seed] - fd[baseline, seed] for arm, seed in sorted(fd) if arm == ours and (baseline, seed) in fd]
 
 
 def convergence_figure(curve, path):
