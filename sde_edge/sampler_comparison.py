@@ -6,7 +6,8 @@ of a mode and the chi-square test of the mode frequencies (``OracleJudge``, whic
 tests use too); with a trained model, the sample-quality metrics of ``sde_edge.metrics``
 against a data split (``MetricsJudge``: FD, KID, precision/recall, SWD), one chosen as primary.
 A sampler that cannot run on the process (a continuous-time sampler where sigma jumps, a
-fixed-step solver on a non-uniform grid) is skipped with its reason in full.
+fixed-step solver on a non-uniform grid) is skipped with its reason in full. The figure is drawn by
+``sde_edge.nfe_plot``.
 
 With a ``SettingCache`` every finished setting is kept (its row, its features, a few samples), so an
 interrupted comparison resumes at the first setting it had not finished.
@@ -23,7 +24,7 @@ from scipy.stats import chisquare
 from tqdm.auto import tqdm
 
 from sde_edge.checkpoint import atomic_save
-from sde_edge.figures import plt, save_figure, save_grid
+from sde_edge.figures import save_grid
 from sde_edge.metrics.distances import FixedReferenceFD
 from sde_edge.metrics.report import sample_quality
 from sde_edge.sampling import SAMPLERS, sample
@@ -214,35 +215,6 @@ def add_paired_differences(rows, judge, reference_label, reference_steps):
     for row in rows:
         row.pop("_features", None)
     return rows
-
-
-def plot_quality_vs_nfe(rows, metric, path, title="", reference=None, tolerance=0.10):
-    """``metric`` against NFE per sampler and grid, both axes logarithmic (one bad point does not
-    flatten the rest): one colour per sampler, one line style per grid. ``reference`` = (label,
-    value) draws the target as a line and its ``tolerance`` band (what ``nfe_to_match`` counts)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    samplers = list(dict.fromkeys(row["sampler"] for row in rows))
-    grids = list(dict.fromkeys(row["grid"] for row in rows))
-    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (1, 3)), "v")]
-    for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
-        points = sorted((row["nfe"], row[metric]) for row in rows
-                        if (row["sampler"], row["grid"]) == label and metric in row and row[metric] > 0)
-        if points:
-            line, marker = styles[grids.index(label[1]) % len(styles)]
-            ax.plot(*zip(*points), linestyle=line, marker=marker, color=f"C{samplers.index(label[0]) % 10}",
-                    label=f"{label[0]} ({label[1]})")
-    if reference is not None:
-        name, value = reference
-        ax.axhspan(value, value * (1 + tolerance), color="0.85", zorder=0, label=f"{name} (+{tolerance:.0%})")
-        ax.axhline(value, color="0.4", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("NFE (network evaluations)")
-    ax.set_ylabel(metric)
-    ax.set_title(title, fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    return save_figure(fig, path)
 
 
 def reference_value(rows, reference_label, reference_steps, metric):

@@ -83,6 +83,33 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
     assert json.loads((tmp_path / "cmp2" / "nfe_to_match_ddpm.json").read_text())["ddim (uniform)"] == 2
 
 
+def test_compare_samplers_replots_from_its_csv_with_the_paired_panel_only_where_there_are_pairs(tmp_path):
+    from PIL import Image
+
+    from sde_edge.tables import write_csv
+
+    rows = [{"sampler": "ddpm", "grid": "uniform", "steps": 500, "nfe": 500, "fd": 3.2, "fd_stderr": 0.7,
+             "fd_diff": 0.0, "fd_diff_se": 0.0}]
+    rows += [{"sampler": s, "grid": g, "steps": k, "nfe": k, "fd": 3.2 + 40 / k, "fd_stderr": 0.8,
+              "fd_diff": 40 / k, "fd_diff_se": 1.2} for s in ("ddim", "dpmpp_2m") for g in ("uniform", "logsnr")
+             for k in (5, 10, 20)]
+    rows.append({"sampler": "heun", "grid": "uniform", "steps": 5, "skipped": "sigma jumps"})  # empty cells
+    tool = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), "--replot"]
+    widths = {}
+    for name, keep in (("paired", None), ("unpaired", ("sampler", "grid", "steps", "nfe", "fd", "fd_stderr"))):
+        folder = tmp_path / name
+        write_csv([{k: v for k, v in r.items() if keep is None or k in keep or k == "skipped"} for r in rows],
+                  folder / "results.csv")
+        result = forked.run(tool + [f"--out={folder}", "--reference=ddpm@500"], timeout=120)
+        assert result.returncode == 0, result.stderr
+        widths[name] = Image.open(folder / "quality_vs_nfe.png").size[0]
+    assert widths["paired"] > 1.5 * widths["unpaired"]  # the second panel: FD - ddpm@500, paired
+    missing = forked.run(tool + [f"--out={tmp_path / 'none'}"], timeout=120)
+    assert missing.returncode != 0 and "results.csv does not exist" in missing.stderr.strip().splitlines()[-1]
+    unknown = forked.run(tool + [f"--out={tmp_path / 'paired'}", "--reference=ddpm@1000"], timeout=120)
+    assert unknown.returncode != 0 and "--reference ddpm@1000: no such row" in unknown.stderr
+
+
 def test_compare_samplers_needs_a_model():
     result = forked.run(
         [sys.executable, str(ROOT / "tools" / "compare_samplers.py")], timeout=120

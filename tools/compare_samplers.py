@@ -13,7 +13,9 @@ nfe_to_match_ddpm.json (the smallest NFE within 10% of the reference), with --re
 nfe_to_match_paired.json (within 10% by two paired standard errors) and a sample grid per sampler
 and grid into --out. Each finished setting is kept in --out/settings/ (keyed by the setting, the
 checkpoint, the features and --n), so a comparison that was interrupted resumes where it stopped;
-delete that folder to measure everything again.
+delete that folder to measure everything again. The figure shows each setting with one standard error
+and, with --reference, a second panel of the paired differences with two paired standard errors;
+--replot re-draws it from --out/results.csv alone.
 """
 import json
 import sys
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 from absl import app, flags
 
+from sde_edge.nfe_plot import plot_quality_vs_nfe
 from sde_edge.sampler_comparison import (
     MetricsJudge,
     OracleJudge,
@@ -30,11 +33,10 @@ from sde_edge.sampler_comparison import (
     add_paired_differences,
     nfe_to_match,
     nfe_to_match_paired,
-    plot_quality_vs_nfe,
     reference_value,
     run_comparison,
 )
-from sde_edge.tables import markdown_table, write_csv
+from sde_edge.tables import markdown_table, read_csv, write_csv
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (its newest checkpoint, EMA weights).")
 _ORACLE = flags.DEFINE_bool("oracle", False, "Use the mixture oracle (3 edge-rich 8x8 images) instead of a checkpoint.")
@@ -56,6 +58,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed (the same for every setting).")
 _METRIC = flags.DEFINE_string("metric", "fd", "--workdir: headline metric (fd, kid, precision, recall, swd_mean).")
 _FEATURES = flags.DEFINE_enum("features", "auto", ["auto", "inception", "classifier"], "--workdir: feature space.")
 _OUT = flags.DEFINE_string("out", "runs/compare", "Output folder.")
+_REPLOT = flags.DEFINE_bool("replot", False, "Only re-draw --out/quality_vs_nfe.png from --out/results.csv (with "
+                            "--reference naming its target); nothing is loaded or sampled.")
 
 
 def _oracle_setup():
@@ -71,8 +75,31 @@ def _oracle_setup():
     return oracle, sde, x_init, OracleJudge(images, weights)
 
 
+def replot(out):
+    """quality_vs_nfe.png again from a finished comparison's results.csv (e.g. after a change of style)."""
+    path = out / "results.csv"
+    if not path.is_file():
+        raise app.UsageError(f"--replot: {path} does not exist (run the comparison first)")
+    rows = read_csv(path)
+    missing = [key for key in ("sampler", "grid", "steps", "nfe", _METRIC.value) if key not in rows[0]]
+    if missing:
+        raise app.UsageError(f"--replot: {path} has no column {missing[0]!r} (a compare_samplers results.csv?)")
+    reference = None
+    if _REFERENCE.value:
+        label, _, steps = _REFERENCE.value.partition("@")
+        found = [r for r in rows if r["sampler"] == label and r["steps"] == steps and r[_METRIC.value]]
+        if not found:
+            raise app.UsageError(f"--reference {_REFERENCE.value}: no such row in {path}")
+        reference = (_REFERENCE.value, float(found[0][_METRIC.value]))
+    plot_quality_vs_nfe(rows, _METRIC.value, out / "quality_vs_nfe.png", reference=reference)
+    print(f"wrote {out / 'quality_vs_nfe.png'}")
+    return 0
+
+
 def main(argv):
     del argv
+    if _REPLOT.value:
+        return replot(Path(_OUT.value))
     if _ORACLE.value == (_WORKDIR.value is not None):
         raise app.UsageError("give exactly one of --oracle and --workdir")
     out = Path(_OUT.value)
