@@ -86,6 +86,7 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
 def test_compare_samplers_replots_from_its_csv_with_the_paired_panel_only_where_there_are_pairs(tmp_path):
     from PIL import Image
 
+    from sde_edge.nfe_plot import plot_quality_vs_nfe
     from sde_edge.tables import write_csv
 
     rows = [{"sampler": "ddpm", "grid": "uniform", "steps": 500, "nfe": 500, "fd": 3.2, "fd_stderr": 0.7,
@@ -94,16 +95,17 @@ def test_compare_samplers_replots_from_its_csv_with_the_paired_panel_only_where_
               "fd_diff": 40 / k, "fd_diff_se": 1.2} for s in ("ddim", "dpmpp_2m") for g in ("uniform", "logsnr")
              for k in (5, 10, 20)]
     rows.append({"sampler": "heun", "grid": "uniform", "steps": 5, "skipped": "sigma jumps"})  # empty cells
-    tool = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), "--replot"]
     widths = {}
     for name, keep in (("paired", None), ("unpaired", ("sampler", "grid", "steps", "nfe", "fd", "fd_stderr"))):
-        folder = tmp_path / name
-        write_csv([{k: v for k, v in r.items() if keep is None or k in keep or k == "skipped"} for r in rows],
-                  folder / "results.csv")
-        result = forked.run(tool + [f"--out={folder}", "--reference=ddpm@500"], timeout=120)
-        assert result.returncode == 0, result.stderr
-        widths[name] = Image.open(folder / "quality_vs_nfe.png").size[0]
+        path = write_csv([{k: v for k, v in r.items() if keep is None or k in keep or k == "skipped"} for r in rows],
+                         tmp_path / name / "results.csv")
+        plot_quality_vs_nfe(read_csv(path), "fd", path.with_name("quality_vs_nfe.png"), reference=("ddpm@500", 3.2))
+        widths[name] = Image.open(path.with_name("quality_vs_nfe.png")).size[0]
     assert widths["paired"] > 1.5 * widths["unpaired"]  # the second panel: FD - ddpm@500, paired
+    tool = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), "--replot"]
+    (tmp_path / "paired" / "quality_vs_nfe.png").unlink()
+    assert forked.run(tool + [f"--out={tmp_path / 'paired'}", "--reference=ddpm@500"], timeout=120).returncode == 0
+    assert Image.open(tmp_path / "paired" / "quality_vs_nfe.png").size[0] == widths["paired"]
     missing = forked.run(tool + [f"--out={tmp_path / 'none'}"], timeout=120)
     assert missing.returncode != 0 and "results.csv does not exist" in missing.stderr.strip().splitlines()[-1]
     unknown = forked.run(tool + [f"--out={tmp_path / 'paired'}", "--reference=ddpm@1000"], timeout=120)
