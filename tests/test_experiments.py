@@ -136,7 +136,7 @@ def test_a_pending_comparison_shows_the_interim_paired_difference_without_a_verd
     main = next(c for c in claims if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
     assert main["verdict"] == "pending"
     assert "3 and 2 of 2 seeds evaluated" in main["ours"]
-    assert "interim paired difference over the 2 seeds both have, not a verdict: -2 ± 1" in main["ours"]
+    assert "interim paired difference E - D over the 2 seeds both have, not a verdict: -2 ± 1" in main["ours"]
 
 
 def test_the_sweep_chooses_among_the_ema_weights_only():

@@ -170,8 +170,8 @@ class Comparison(Study):
             paired_se = np.std(paired, ddof=1) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
             if not (a and b and a["complete"] and b["complete"]):
                 done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
-                interim = (f"; interim paired difference over the {len(paired)} seeds both have, not a verdict: "
-                           f"{pm(float(np.mean(paired)), paired_se)}" if len(paired) > 1 else "")
+                interim = (f"; interim paired difference {ours} - {baseline} over the {len(paired)} seeds both "
+                           f"have, not a verdict: {pm(float(np.mean(paired)), paired_se)}" if len(paired) > 1 else "")
                 claims.append(claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated){interim}",
                                         "pending", "-"))
                 continue
