@@ -42,6 +42,7 @@ def _one_line(error):
 
 
 def _user_errors():
+    # imported when a command runs: loading torch here would slow down `sde-edge --help` and a mistyped subcommand
     from sde_edge.checkpoint import CheckpointError
     from sde_edge.train import TrainingError
     from sde_edge.workdir import WorkdirBusyError
@@ -68,7 +69,7 @@ def main(argv=None):
                  if m == module.__name__ or getattr(module, "_CHOSEN", None) is not None]
         print("\n".join(h for h in helps if h) or "  (none)")
         return 0
-    from sde_edge.train import TrainingInterrupted
+    from sde_edge.train import TrainingInterrupted  # as in _user_errors: torch loads only for a command
 
     try:  # everything that goes wrong while reading the flags and the config file is the user's to fix
         flags.FLAGS([f"sde-edge {name}"] + rest)

@@ -21,7 +21,7 @@ class MetricsLogger:
         self.writer.writerows(rows)
         self.handle.flush()
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # optional, and costly: only when a run logs
 
             self.tensorboard = SummaryWriter(str(Path(workdir) / "tensorboard"))
         except ImportError:

@@ -27,9 +27,12 @@ from bench_training import bench_options, bench_pipeline
 from sde_edge.config import image_shape, load_config
 from sde_edge.data import load_dataset
 from sde_edge.devices import resolve_device
+from sde_edge.likelihood import ode_bpd, snap_to_lattice
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
 from sde_edge.process_registry import build_sde
+from sde_edge.restore import load_run
+from sde_edge.sampling import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 _ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood", "options", "pipeline"],
@@ -142,8 +145,6 @@ class _NearFree:
 
 def _network(config, device):
     if _WORKDIR.value:
-        from sde_edge.restore import load_run
-
         run = load_run(_WORKDIR.value, device=device)
         return run.model, run.sde, f"trained weights of {_WORKDIR.value}"
     torch.manual_seed(0)
@@ -153,8 +154,6 @@ def _network(config, device):
 
 
 def bench_samplers(config, device, repeats, steps=50, batch=64):
-    from sde_edge.sampling import sample
-
     model, sde, _ = _network(config, device)
     shape = image_shape(config, batch)
     rows, shares = [], []
@@ -183,9 +182,6 @@ def bench_samplers(config, device, repeats, steps=50, batch=64):
 
 
 def bench_likelihood(config, device, repeats, batch=64, tolerance=1e-5):
-    from sde_edge.likelihood import ode_bpd, snap_to_lattice
-    from sde_edge.sampling import sample
-
     model, sde, weights = _network(config, device)
     x = snap_to_lattice(load_dataset(config.data, "test").first(batch)).to(device)
     generator = torch.Generator(device).manual_seed(0)

@@ -24,7 +24,13 @@ from pathlib import Path
 import torch
 from absl import app, flags
 
+from sde_edge.config import default_diffusion, image_shape
+from sde_edge.data import load_dataset
+from sde_edge.metrics.features import build_features
 from sde_edge.nfe_plot import plot_quality_vs_nfe
+from sde_edge.oracle import MixtureOracle, rectangle_images
+from sde_edge.process_registry import build_sde
+from sde_edge.restore import load_run
 from sde_edge.sampler_comparison import (
     MetricsJudge,
     OracleJudge,
@@ -63,10 +69,6 @@ _REPLOT = flags.DEFINE_bool("replot", False, "Only re-draw --out/quality_vs_nfe.
 
 
 def _oracle_setup():
-    from sde_edge.config import default_diffusion
-    from sde_edge.oracle import MixtureOracle, rectangle_images
-    from sde_edge.process_registry import build_sde
-
     sde = build_sde(default_diffusion(tau=_TAU.value))
     images = rectangle_images(3)
     weights = (0.5, 0.3, 0.2)
@@ -108,11 +110,6 @@ def main(argv):
         model, sde, x_init, judge = _oracle_setup()
         shape = tuple(x_init.shape)
     else:
-        from sde_edge.config import image_shape
-        from sde_edge.data import load_dataset
-        from sde_edge.metrics.features import build_features
-        from sde_edge.restore import load_run
-
         run = load_run(_WORKDIR.value)
         model, sde, x_init = run.model, run.sde, None
         judge = MetricsJudge(build_features(_FEATURES.value, run.config.data),

@@ -23,6 +23,13 @@ import numpy as np
 import torch
 from absl import app, flags
 
+from sde_edge.config import default_diffusion
+from sde_edge.figures import plt, save_figure
+from sde_edge.oracle import GaussianOracle, MixtureOracle, rectangle_images
+from sde_edge.process_registry import build_sde
+from sde_edge.sampling import sample
+from sde_edge.tables import markdown_table, write_csv
+
 _STEPS = flags.DEFINE_list("steps", ["5", "10", "20", "40", "80"], "Step counts (each a multiple of the first).")
 _SAMPLERS = flags.DEFINE_list("samplers", ["ddim", "dpmpp_2m", "dpmpp_3m"], "Deterministic samplers to measure.")
 _REFERENCE_STEPS = flags.DEFINE_integer("reference_steps", 4000, "Steps of the mixture cases' reference run.")
@@ -32,7 +39,6 @@ _OUT = flags.DEFINE_string("out", "runs/solver_order", "Output folder.")
 
 def _state_at(name, model, sde, x1, steps, index):
     """The sampler's state at grid index ``index`` of a ``steps``-step log-SNR grid."""
-    from sde_edge.sampling import sample
 
     reports = []
     sample(name, model, sde, x1.shape, steps=steps, x_init=x1, grid="logsnr", callback=reports.append)
@@ -41,11 +47,6 @@ def _state_at(name, model, sde, x1, steps, index):
 
 def main(argv):
     del argv
-    from sde_edge.config import default_diffusion
-    from sde_edge.figures import plt, save_figure
-    from sde_edge.oracle import GaussianOracle, MixtureOracle, rectangle_images
-    from sde_edge.process_registry import build_sde
-    from sde_edge.tables import markdown_table, write_csv
 
     steps = [int(k) for k in _STEPS.value]
     coarse = steps[0]

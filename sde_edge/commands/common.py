@@ -27,6 +27,10 @@ def define_generation_flags(out_default, out_help):
     )
 
 
+# The imports inside functions below are deliberate: a command module is loaded for `--help` too, and
+# torch, ml_collections' flag parser and the library load only once the command runs.
+
+
 def config_from_flag(holder):
     """The config a ``DEFINE_config_file`` flag names, with its ``--config.*`` overrides, or None;
     a missing file or a folder is a one-line error naming it (ml_collections' own is a traceback)."""

@@ -36,6 +36,7 @@ _CHOSEN = define_sampler_flags()
 
 
 def _load_samples(path):
+    # imports inside: torch and the library load only when the command runs (sde-edge --help stays fast)
     import numpy as np
     import torch
 

@@ -31,6 +31,7 @@ _CHOSEN = define_sampler_flags()
 
 
 def _user_guides(path, config):
+    # imports inside: torch and the library load only when the command runs (sde-edge --help stays fast)
     import numpy as np
     import torch
 
