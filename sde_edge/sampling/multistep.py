@@ -20,8 +20,7 @@ uses DPM-Solver++(2M)'s midpoint correction alpha_s phi_1 (D0 - D1) / (2 r0), so
 ``dpmpp_2m`` (which stays its own short writing in ``discrete.py`` on purpose: the test that eta = 0
 equals it compares two independent derivations, not this code with itself). Every step after a
 jump of s (tau = linear) restarts at first order, and the last step to t = 0 returns x0_hat, as in
-``dpmpp_2m``. The noise z is per coordinate, scaled by the
-process's own std at x0_hat.
+``dpmpp_2m``. The noise z is per coordinate, scaled by the process's own std at x0_hat.
 """
 import torch
 
