@@ -72,7 +72,7 @@ def load_image(path, size, channels):
             tensor = torch.from_numpy(array)
             return tensor[None] if channels == 1 else tensor.permute(2, 0, 1)
     # one channel of 16/32-bit or float data: resized in float, so no level is lost
-    tensor = torch.from_numpy(np.ascontiguousarray(wide))[None, None].float()
+    tensor = torch.from_numpy(np.array(wide, dtype=np.float32))[None, None]  # a writable copy (PIL's is read-only)
     scale = size / min(tensor.shape[-2:])
     height, width = max(size, round(tensor.shape[-2] * scale)), max(size, round(tensor.shape[-1] * scale))
     tensor = F.interpolate(tensor, size=(height, width), mode="bicubic", antialias=True, align_corners=False)[0]
