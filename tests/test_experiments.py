@@ -139,6 +139,32 @@ def test_a_pending_comparison_shows_the_interim_paired_difference_without_a_verd
     assert "interim paired difference E - D over the 2 seeds both have, not a verdict: -2 ± 1" in main["ours"]
 
 
+def test_a_diverged_sweep_cell_is_kept_as_a_result_and_never_chosen(tmp_path):
+    import math
+
+    import pytest
+
+    from sde_edge.experiments.runs import DIVERGED, ensure_trained, workdir_of
+    from sde_edge.experiments.studies import comparison_runs as cr
+    from sde_edge.experiments.studies.comparison_text import sweep_best, sweep_table
+    from sde_edge.train import DivergenceError
+
+    spec = cr.sweep_run(cr.SETTINGS[0], "E-var", 2e-3, 0.0)
+    workdir = workdir_of(spec, tmp_path)
+    workdir.mkdir(parents=True)
+    (workdir / DIVERGED).write_text("training diverged at step 123: the loss 7e4 exceeds ...")
+    with pytest.raises(DivergenceError, match="step 123"):  # not trained again: no checkpoint appears
+        ensure_trained(spec, tmp_path, progress=False)
+    assert not (workdir / "checkpoints").exists()
+    sweep = [{"arm": "E-var", "lr": 5e-4, "clip": 1.0, "ema": ema, "fd_val": fd, "fd_val_stderr": 3.0}
+             for ema, fd in ((True, 47.1), (False, 44.8))]
+    diverged = [{"arm": "E-var", "lr": 2e-3, "clip": 0.0, "ema": ema, "fd_val": math.inf, "fd_val_stderr": 0.0,
+                 "diverged": "step 123"} for ema in (True, False)]
+    assert sweep_best(sweep + diverged, "E-var") == sweep[0]
+    assert sweep_best(diverged, "E-var") is None  # every cell diverged: no recipe to carry
+    assert "| E-var | 0.002 | none | EMA | diverged (step 123) |" in sweep_table(sweep + diverged)
+
+
 def test_the_sweep_chooses_among_the_ema_weights_only():
     from sde_edge.experiments.studies.comparison_text import sweep_best
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sde_edge.checkpoint import checkpoint_paths, checkpoint_step
 from sde_edge.config import load_config
-from sde_edge.train import train
+from sde_edge.train import DivergenceError, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MILESTONE = 500
@@ -61,12 +61,29 @@ def is_trained(spec, root, quick=False):
     return bool(steps) and steps[-1] >= spec.build_config(quick).training.n_iters
 
 
+DIVERGED = "diverged.txt"  # a run's marker: its training diverged (the reason inside); it is not tried again
+
+
+def raise_if_diverged(spec, root):
+    """``DivergenceError`` with the kept reason if the run's training diverged before."""
+    marker = workdir_of(spec, root) / DIVERGED
+    if marker.exists():
+        raise DivergenceError(marker.read_text())
+
+
 def ensure_trained(spec, root, quick=False, progress=True):
-    """Train (or finish) a run unless it is done; returns its workdir."""
+    """Train (or finish) a run unless it is done; returns its workdir. A run that diverges is a result,
+    not a failure of the study: its reason is kept in the workdir and ``DivergenceError`` raised, now
+    and on every later call (a sweep's cell without clipping may do this)."""
     workdir = workdir_of(spec, root)
+    raise_if_diverged(spec, root)
     if not is_trained(spec, root, quick):
         print(f"training {spec.key} in {workdir}", flush=True)
-        train(spec.build_config(quick), workdir, progress=progress)
+        try:
+            train(spec.build_config(quick), workdir, progress=progress)
+        except DivergenceError as error:
+            (workdir / DIVERGED).write_text(str(error))
+            raise
     return workdir
 
 

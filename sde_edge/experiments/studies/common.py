@@ -17,6 +17,7 @@ from sde_edge.experiments.runs import (
     T_PHIS,
     ensure_trained,
     is_trained,
+    raise_if_diverged,
     unconditional_run,
 )
 from sde_edge.figures import plt, save_figure
@@ -97,6 +98,7 @@ def class_share_table(summary, datasets, sampler, label_key="model"):
 def ensure_trained_spec(spec, root, quick):
     """The run, trained first if it is not (``Pending`` when computing is off)."""
     if not is_trained(spec, root, quick):
+        raise_if_diverged(spec, root)  # a kept result, also when nothing may be computed
         require_compute(f"training {spec.key}")
         ensure_trained(spec, root, quick=quick, progress=False)
     return spec

@@ -3,6 +3,7 @@
 the variance weighting) and the released code's variants of E; digits and 32 px as further settings.
 The recipe (learning rate, clipping, EMA) comes from a sweep judged on a validation split."""
 import math
+import re
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from sde_edge.experiments.studies.common import bar_figure, ensure_trained_spec,
 from sde_edge.experiments.studies.comparison_text import CLAIMS, DECOMPOSITION, TEMPLATE, arm_table, sweep_table
 from sde_edge.figures import plt, save_figure
 from sde_edge.tables import write_csv
+from sde_edge.train import DivergenceError
 
 
 @register
@@ -105,6 +107,10 @@ class Comparison(Study):
                 except Pending:
                     rows.append({"arm": arm, "lr": lr, "clip": clip, "ema": None, "fd_val": math.nan,
                                  "fd_val_stderr": math.nan})
+                except DivergenceError as error:  # a result of the cell: never the best, shown as such
+                    step = re.search(r"diverged at step (\d+)", str(error))
+                    rows += [{"arm": arm, "lr": lr, "clip": clip, "ema": ema, "fd_val": math.inf, "fd_val_stderr": 0.0,
+                              "diverged": f"step {step[1]}" if step else "yes"} for ema in (True, False)]
         return rows
 
     def _curve(self, root, quick):

@@ -1,5 +1,7 @@
 """The words of the study ``comparison``: its claims, which arms each compares, the section's
 template and its two tables."""
+import math
+
 from sde_edge.experiments.report import pm
 
 PAPER_1 = "up to 30% lower FID than DDPM (Table 1)"
@@ -77,7 +79,8 @@ def sweep_best(sweep, arm):
     mine = [r for r in sweep if r["arm"] == arm]
     if not mine or any(r["ema"] is None for r in mine):
         return None
-    return min((r for r in mine if r["ema"]), key=lambda r: r["fd_val"])
+    best = min((r for r in mine if r["ema"]), key=lambda r: r["fd_val"])
+    return best if math.isfinite(best["fd_val"]) else None  # every cell diverged: no recipe
 
 
 def sweep_table(sweep):
@@ -85,7 +88,8 @@ def sweep_table(sweep):
     best = [sweep_best(sweep, arm) for arm in dict.fromkeys(r["arm"] for r in sweep)]
     for r in sweep:
         weights = {True: "EMA", False: "raw", None: "pending"}[r["ema"]]
-        fd = "not run yet" if r["ema"] is None else pm(r["fd_val"], r["fd_val_stderr"])
+        fd = ("not run yet" if r["ema"] is None else f"diverged ({r['diverged']})" if r.get("diverged")
+              else pm(r["fd_val"], r["fd_val_stderr"]))
         lines.append(f"| {r['arm']} | {r['lr']:g} | {r['clip'] or 'none'} | {weights} | "
                      + (f"**{fd}** (best) |" if any(r is b for b in best) else f"{fd} |"))
     return lines
