@@ -61,7 +61,7 @@ def is_trained(spec, root, quick=False):
     return bool(steps) and steps[-1] >= spec.build_config(quick).training.n_iters
 
 
-DIVERGED = "diverged.txt"  # a run's marker: its training diverged (the reason inside); it is not tried again
+DIVERGED = "diverged.txt"  # a run's marker: its training diverged (the reason inside); delete it to try again
 
 
 def raise_if_diverged(spec, root):
