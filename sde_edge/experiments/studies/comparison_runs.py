@@ -25,8 +25,9 @@ ARMS = {arm.label: arm for arm in (
     Arm("E", "edge", "the paper's edge model (scaled noise, the paper's loss)"),
     Arm("D", "ddpm", "the paper's DDPM (unscaled eps, the DDPM loss)"),
     Arm("D-sigma", "isotropic_edge_loss", "isotropic noise with the edge model's loss"),
+    # E-var's recipe from its sweep: only lr 5e-4 with clipping at 1 trains (no clipping does not learn or diverges)
     Arm("E-var", "edge", "edge noise with the variance weighting (the DDPM loss's per-pixel analogue)",
-        (("training.weighting", "variance"),)),
+        (("training.weighting", "variance"), ("optim.grad_clip", 1.0))),
     Arm("E-cosine", "edge", "trained with tau cosine (released train.py), sampled with tau linear (released sample.py)",
         (("diffusion.tau", "cosine"),), (("tau", "linear"),)),
     Arm("E-image-edge", "edge", "today's edge map: per-image maximum, replicate padding",
