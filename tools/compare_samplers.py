@@ -89,10 +89,10 @@ def replot(out):
     reference = None
     if _REFERENCE.value:
         label, _, steps = _REFERENCE.value.partition("@")
-        found = [r for r in rows if r["sampler"] == label and r["steps"] == steps and r[_METRIC.value]]
-        if not found:
+        value = reference_value(rows, label, steps, _METRIC.value)  # a CSV's cells are text: steps too
+        if not value:
             raise app.UsageError(f"--reference {_REFERENCE.value}: no such row in {path}")
-        reference = (_REFERENCE.value, float(found[0][_METRIC.value]))
+        reference = (_REFERENCE.value, float(value))
     plot_quality_vs_nfe(rows, _METRIC.value, out / "quality_vs_nfe.png", reference=reference)
     print(f"wrote {out / 'quality_vs_nfe.png'}")
     return 0
