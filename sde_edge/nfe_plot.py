@@ -4,6 +4,7 @@ band the paired rule of ``sampler_comparison.nfe_to_match_paired`` reads."""
 import math
 
 from sde_edge.figures import plt, save_figure
+from sde_edge.sampler_comparison import is_reference_row, parse_reference
 
 _STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (1, 3)), "v")]
 
@@ -88,7 +89,4 @@ def plot_quality_vs_nfe(rows, metric, path, title="", reference=None, tolerance=
 
 def _is_reference(row, reference):
     """Whether ``row`` is the reference's own (``reference`` = ("ddpm@500", value))."""
-    if reference is None:
-        return False
-    label, _, steps = reference[0].partition("@")
-    return row["sampler"] == label and str(row.get("steps")) == steps
+    return reference is not None and is_reference_row(row, *parse_reference(reference[0]))

@@ -217,11 +217,22 @@ def add_paired_differences(rows, judge, reference_label, reference_steps):
     return rows
 
 
+def parse_reference(text):
+    """("ddpm", 500) from "ddpm@500"; a ValueError naming the expected form otherwise."""
+    label, at, steps = text.partition("@")
+    if not (label and at and steps.isdigit()):
+        raise ValueError(f"a reference reads SAMPLER@STEPS, e.g. ddpm@500; got {text!r}")
+    return label, int(steps)
+
+
+def is_reference_row(row, reference_label, reference_steps):
+    """Whether ``row`` is the reference sampler's at ``reference_steps`` (a CSV's cells are text: steps too)."""
+    return row["sampler"] == reference_label and str(row.get("steps")) == str(reference_steps)
+
+
 def reference_value(rows, reference_label, reference_steps, metric):
     """``metric`` of the reference sampler at ``reference_steps`` among ``rows`` (None if absent)."""
-    reference = [
-        r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps and metric in r
-    ]
+    reference = [r for r in rows if is_reference_row(r, reference_label, reference_steps) and metric in r]
     return reference[0][metric] if reference else None
 
 

@@ -110,6 +110,12 @@ def test_compare_samplers_replots_from_its_csv_with_the_paired_panel_only_where_
     assert missing.returncode != 0 and "results.csv does not exist" in missing.stderr.strip().splitlines()[-1]
     unknown = forked.run(tool + [f"--out={tmp_path / 'paired'}", "--reference=ddpm@1000"], timeout=120)
     assert unknown.returncode != 0 and "--reference ddpm@1000: no such row" in unknown.stderr
+    malformed = forked.run(tool + [f"--out={tmp_path / 'paired'}", "--reference=ddpm"], timeout=120)
+    assert malformed.returncode != 0 and "SAMPLER@STEPS" in malformed.stderr.strip().splitlines()[-1]
+    (tmp_path / "header").mkdir()
+    (tmp_path / "header" / "results.csv").write_text("sampler,grid,steps,nfe,fd\n")  # interrupted before a row
+    header = forked.run(tool + [f"--out={tmp_path / 'header'}"], timeout=120)
+    assert header.returncode != 0 and "no rows" in header.stderr.strip().splitlines()[-1]
 
 
 def test_compare_samplers_needs_a_model():

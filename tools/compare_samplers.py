@@ -39,6 +39,7 @@ from sde_edge.sampler_comparison import (
     add_paired_differences,
     nfe_to_match,
     nfe_to_match_paired,
+    parse_reference,
     reference_value,
     run_comparison,
 )
@@ -77,19 +78,27 @@ def _oracle_setup():
     return oracle, sde, x_init, OracleJudge(images, weights)
 
 
+def _parsed_reference():
+    try:
+        return parse_reference(_REFERENCE.value)
+    except ValueError as error:
+        raise app.UsageError(f"--reference: {error}") from None
+
+
 def replot(out):
     """quality_vs_nfe.png again from a finished comparison's results.csv (e.g. after a change of style)."""
     path = out / "results.csv"
     if not path.is_file():
         raise app.UsageError(f"--replot: {path} does not exist (run the comparison first)")
     rows = read_csv(path)
+    if not rows:
+        raise app.UsageError(f"--replot: {path} has a header and no rows (an interrupted comparison? run it again)")
     missing = [key for key in ("sampler", "grid", "steps", "nfe", _METRIC.value) if key not in rows[0]]
     if missing:
         raise app.UsageError(f"--replot: {path} has no column {missing[0]!r} (a compare_samplers results.csv?)")
     reference = None
     if _REFERENCE.value:
-        label, _, steps = _REFERENCE.value.partition("@")
-        value = reference_value(rows, label, steps, _METRIC.value)  # a CSV's cells are text: steps too
+        value = reference_value(rows, *_parsed_reference(), _METRIC.value)
         if not value:
             raise app.UsageError(f"--reference {_REFERENCE.value}: no such row in {path}")
         reference = (_REFERENCE.value, float(value))
@@ -140,10 +149,7 @@ def main(argv):
                      "nfe": report["nfe"], "seconds": "", **{k: report[k] for k in keep if k in report},
                      "note": f"from {_REFERENCE_REPORT.value} (n = {report.get('n')})"})
     elif _REFERENCE.value:
-        reference_label, _, text = _REFERENCE.value.partition("@")
-        if not text.isdigit():
-            raise app.UsageError(f"--reference must read SAMPLER@STEPS, e.g. ddpm@500; got {_REFERENCE.value!r}")
-        reference_steps = int(text)
+        reference_label, reference_steps = _parsed_reference()
         rows += run_comparison(model, sde, shape, [SamplerSpec.parse(reference_label)], [reference_steps], judge,
                                seed=_SEED.value, x_init=x_init, out_dir=out, cache=cache)
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
