@@ -110,6 +110,44 @@ def test_comparison_marks_an_arm_pending_until_all_its_seeds_are_done(quick_run,
     assert "| E-var | 1 of 2 (pending) |" in (partial / "reproduction" / "comparison" / "section.md").read_text()
 
 
+def test_a_diverged_seed_run_is_the_arms_verdict_not_a_crash_and_results_stay_strict_json(quick_run, tmp_path):
+    from sde_edge.experiments.runs import DIVERGED
+
+    root, _ = quick_run
+    partial = tmp_path / "partial"
+    shutil.copytree(root / "trainings", partial / "trainings")
+    shutil.copytree(root / "evals", partial / "evals")
+    for folder in ("trainings", "evals"):
+        shutil.rmtree(partial / folder / "cmp-digits8-E-var-s1")
+    (partial / "trainings" / "cmp-digits8-E-var-s1").mkdir()
+    (partial / "trainings" / "cmp-digits8-E-var-s1" / DIVERGED).write_text("training diverged at step 7: loss nan")
+    _experiments("comparison", "--quick", "--cached", f"--root={partial}")
+    published = partial / "reproduction" / "comparison"
+    claims = {c["claim"]: c for c in json.loads((published / "claims.json").read_text())}
+    weighting = next(c for name, c in claims.items() if name.startswith("(1c)"))
+    assert weighting["verdict"] == "diverged" and "E-var: seed 1 at step 7" in weighting["ours"]
+    assert all(c["verdict"] not in ("pending", "diverged") for n, c in claims.items() if not n.startswith("(1c)"))
+    assert "| E-var | 1 of 2 (1 diverged) |" in (published / "section.md").read_text()
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    results = json.loads((published / "results.json").read_text(), parse_constant=refuse)
+    assert results["diverged"] == [{"setting": "digits8", "arm": "E-var", "seeds": ["seed 1 at step 7"]}]
+
+
+def test_results_json_writes_nan_and_infinity_as_null(tmp_path):
+    import math
+
+    import numpy as np
+
+    from sde_edge.experiments.report import write_study
+
+    write_study(tmp_path, "## s", [], {"rows": [{"fd": math.inf, "se": np.float32("nan"), "n": 3, "x": (1.5,)}]})
+    text = (tmp_path / "results.json").read_text()
+    assert json.loads(text) == {"rows": [{"fd": None, "se": None, "n": 3, "x": [1.5]}]} and "NaN" not in text
+
+
 def test_comparison_verdicts_read_the_paired_difference_not_the_two_spreads():
     from sde_edge.experiments.studies.comparison import Comparison
 

@@ -5,6 +5,7 @@ Every study writes, into its artifact folder, ``section.md`` (its part of the re
 whatever studies have run, so a study can be rerun alone.
 """
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,22 @@ def write_study(folder, section, claims, results):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "section.md").write_text(section)
     (folder / "claims.json").write_text(json.dumps(claims, indent=1))
-    (folder / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    (folder / "results.json").write_text(json.dumps(finite_or_null(results), indent=1, default=float,
+                                                    allow_nan=False))
+
+
+def finite_or_null(value):
+    """``value`` with every NaN (not measured yet) and infinity (a diverged run) as None: strict JSON
+    (``json.dumps`` would write the non-standard ``NaN`` / ``Infinity`` that other parsers refuse)."""
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    if isinstance(value, np.floating):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def assemble(report_path, artifacts, header, footer, order, claim_order=()):

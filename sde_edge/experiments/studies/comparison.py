@@ -54,7 +54,7 @@ class Comparison(Study):
 
     def run(self, root, out, quick):
         sweep = self._sweep(root, quick)
-        rows, pending = [], []
+        rows, pending, diverged = [], [], {}
         for setting in self.settings(quick):
             for arm in setting.arms:
                 for seed in setting.seeds:
@@ -63,6 +63,8 @@ class Comparison(Study):
                         rows += self._evaluate(spec, setting, cr.ARMS[arm], seed, root, quick)
                     except Pending as missing:
                         pending.append(str(missing))
+                    except DivergenceError as error:  # a result: the arm's verdict says so, never its mean
+                        diverged.setdefault((setting.name, arm), []).append(f"seed {seed} at {diverged_at(error)}")
         if not rows and not any(r["ema"] is not None for r in sweep):
             raise Pending(pending[0] if pending else "no comparison run is trained yet")
         if rows:
@@ -72,6 +74,8 @@ class Comparison(Study):
             self._summarise(rows, setting, arm, root, quick) for setting in self.settings(quick) for arm in setting.arms
         ]
         summary = [s for s in summary if s is not None]
+        for entry in summary:
+            entry["diverged"] = len(diverged.get((entry["setting"], entry["arm"]), []))
         if summary:
             write_csv(summary, out / "summary.csv")
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
@@ -83,12 +87,14 @@ class Comparison(Study):
         if curve:
             write_csv(curve, out / "convergence.csv")
             convergence_figure(curve, out / "convergence.png")
-        claims = self._claims(summary, rows, final, quick)
+        claims = self._claims(summary, rows, final, quick, diverged)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
                       n=cr.protocols(quick)[0].n)
         write_section(out, TEMPLATE, values, claims, {"rows": rows, "summary": summary, "sweep": sweep,
-                                                       "pending": pending}, pending)
+                                                       "pending": pending, "diverged": [
+                                                           {"setting": k[0], "arm": k[1], "seeds": v}
+                                                           for k, v in diverged.items()]}, pending)
         return summary
 
     def _sweep(self, root, quick):
@@ -108,9 +114,8 @@ class Comparison(Study):
                     rows.append({"arm": arm, "lr": lr, "clip": clip, "ema": None, "fd_val": math.nan,
                                  "fd_val_stderr": math.nan})
                 except DivergenceError as error:  # a result of the cell: never the best, shown as such
-                    step = re.search(r"diverged at step (\d+)", str(error))
                     rows += [{"arm": arm, "lr": lr, "clip": clip, "ema": ema, "fd_val": math.inf, "fd_val_stderr": 0.0,
-                              "diverged": f"step {step[1]}" if step else "yes"} for ema in (True, False)]
+                              "diverged": diverged_at(error)} for ema in (True, False)]
         return rows
 
     def _curve(self, root, quick):
@@ -161,7 +166,10 @@ class Comparison(Study):
                 entry[f"fd_{other['sampler']}"], entry[f"fd_{other['sampler']}_se"] = other["fd"], other["fd_se"]
         return entry
 
-    def _claims(self, summary, rows, final, quick):
+    def _claims(self, summary, rows, final, quick, diverged=None):
+        """One row per decomposition claim: pending until both arms have every seed, 'diverged' where a
+        seed of either arm diverged (the finite seeds alone would flatter that arm), else the verdict of
+        the paired difference."""
         by = {(s["setting"], s["arm"]): s for s in summary}
         names = {setting.role: setting.name for setting in self.settings(quick)}
         seeds = {setting.name: len(setting.seeds) for setting in self.settings(quick)}
@@ -174,6 +182,12 @@ class Comparison(Study):
             label = f"{setting}, {final}, {ours} vs {baseline}"
             paired = paired_differences(rows, setting, final, ours, baseline)
             paired_se = np.std(paired, ddof=1) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
+            lost = [f"{arm}: {', '.join(diverged[setting, arm])}" for arm in (ours, baseline)
+                    if (setting, arm) in (diverged or {})]
+            if lost:
+                claims.append(claim_row(name, label, CLAIMS[name], f"training diverged ({'; '.join(lost)})",
+                                        "diverged", "-"))
+                continue
             if not (a and b and a["complete"] and b["complete"]):
                 done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
                 interim = (f"; interim paired difference {ours} - {baseline} over the {len(paired)} seeds both "
@@ -188,6 +202,12 @@ class Comparison(Study):
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
                                     "[fd.png](reproduction/comparison/fd.png)"))
         return claims
+
+
+def diverged_at(error):
+    """'step N' from a ``DivergenceError`` (its message names the step), else 'an unknown step'."""
+    step = re.search(r"diverged at step (\d+)", str(error))
+    return f"step {step[1]}" if step else "an unknown step"
 
 
 def paired_differences(rows, setting, sampler, ours, baseline):

@@ -105,7 +105,8 @@ def arm_table(summary):
             pm(v, s.get(f"{k}_se")) for k, v in s.items() if k.startswith("fd_") and "@" in k and not k.endswith("_se")
         ]
         others = (others + ["-", "-"])[:2]
-        seeds = f"{s['seeds']} of {s['seeds_of']}" + ("" if s["complete"] else " (pending)")
+        seeds = f"{s['seeds']} of {s['seeds_of']}" + (f" ({s['diverged']} diverged)" if s.get("diverged") else
+                                                      "" if s["complete"] else " (pending)")
         lines.append(f"| {s['setting']} | {s['arm']} | {seeds} | {pm(s['fd'], s['fd_se'])} | "
                      f"{s['fd_min']:.3g}-{s['fd_max']:.3g} | {others[0]} | {others[1]} | "
                      f"{s['grad_norm_median']:.3g} | {s['clipped_share']:.0%} | {s['train_minutes']:.0f} |")
