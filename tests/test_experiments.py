@@ -159,6 +159,8 @@ def test_comparison_verdicts_read_the_paired_difference_not_the_two_spreads():
     claims = Comparison()._claims(summary, rows, "ddpm@10", quick=True)
     main = next(c for c in claims if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
     assert main["verdict"] == "reproduced" and "paired difference -0.9 ± 0.1 over 2 seeds" in main["ours"]
+    # 30% of D's 16.0 is a difference of -4.8: (-0.9 + 4.8) / 0.1 = 39 paired s.e. below the measured one
+    assert "the paper's largest gain, 30% (-4.8 here), lies 39.0 paired s.e. below ours" in main["ours"]
 
 
 def test_a_pending_comparison_shows_the_interim_paired_difference_without_a_verdict():

@@ -13,7 +13,15 @@ from sde_edge.experiments.report import aggregate, compare, pm
 from sde_edge.experiments.runs import QUICK_MILESTONE, is_trained, milestone_steps, training_minutes
 from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.experiments.studies.common import bar_figure, ensure_trained_spec, lines, metrics_row, write_section
-from sde_edge.experiments.studies.comparison_text import CLAIMS, DECOMPOSITION, TEMPLATE, arm_table, sweep_table
+from sde_edge.experiments.studies.comparison_text import (
+    CLAIMS,
+    DECOMPOSITION,
+    PAPER_1,
+    PAPER_GAIN,
+    TEMPLATE,
+    arm_table,
+    sweep_table,
+)
 from sde_edge.figures import plt, save_figure
 from sde_edge.tables import write_csv
 from sde_edge.train import DivergenceError
@@ -199,6 +207,10 @@ class Comparison(Study):
             verdict, _, _ = compare(float(np.mean(paired)), paired_se, 0.0, 0.0)
             text = (f"FD {ours} {pm(a['fd'], a['fd_se'])} vs {baseline} {pm(b['fd'], b['fd_se'])}; paired difference "
                     f"{pm(float(np.mean(paired)), paired_se)} over {len(paired)} seeds")
+            if CLAIMS[name] == PAPER_1:  # how far the paper's size of effect is from ours, not only its sign
+                gain = -PAPER_GAIN * b["fd"]
+                text += (f"; the paper's largest gain, {PAPER_GAIN:.0%} ({gain:.2g} here), lies "
+                         f"{(float(np.mean(paired)) - gain) / paired_se:.1f} paired s.e. below ours")
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
                                     "[fd.png](reproduction/comparison/fd.png)"))
         return claims
