@@ -12,7 +12,8 @@ from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.report import aggregate, compare, pm
 from sde_edge.experiments.runs import QUICK_MILESTONE, is_trained, milestone_steps, training_minutes
 from sde_edge.experiments.studies import comparison_runs as cr
-from sde_edge.experiments.studies.common import bar_figure, ensure_trained_spec, lines, metrics_row, write_section
+from sde_edge.experiments.studies.common import ensure_trained_spec, lines, metrics_row, write_section
+from sde_edge.experiments.studies.comparison_figures import convergence_figure, paired_fd_figure
 from sde_edge.experiments.studies.comparison_text import (
     CLAIMS,
     DECOMPOSITION,
@@ -22,7 +23,6 @@ from sde_edge.experiments.studies.comparison_text import (
     arm_table,
     sweep_table,
 )
-from sde_edge.figures import plt, save_figure
 from sde_edge.tables import write_csv
 from sde_edge.train import DivergenceError
 
@@ -87,10 +87,8 @@ class Comparison(Study):
         if summary:
             write_csv(summary, out / "summary.csv")
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
-        shown = [s for s in summary if s["sampler"] == final] or summary
-        if shown:
-            bar_figure(shown, shown[0]["sampler"], "fd", out / "fd.png", "FD per arm (classifier features)",
-                       label_key="arm")
+        if rows:
+            paired_fd_figure(rows, final, out / "fd.png")
         curve = self._curve(root, quick)
         if curve:
             write_csv(curve, out / "convergence.csv")
@@ -226,23 +224,6 @@ def paired_differences(rows, setting, sampler, ours, baseline):
     """FD(ours) - FD(baseline) per training seed that both arms have evaluated with ``sampler``."""
     fd = {(r["arm"], r["seed"]): r["fd"] for r in rows if r["setting"] == setting and r["sampler"] == sampler}
     return [fd[ours, seed] - fd[baseline, seed] for arm, seed in sorted(fd) if arm == ours and (baseline, seed) in fd]
-
-
-def convergence_figure(curve, path):
-    """Mean FD over seeds against iteration, one line per arm, the seeds as dots."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for i, arm in enumerate(dict.fromkeys(r["arm"] for r in curve)):
-        mine = [r for r in curve if r["arm"] == arm]
-        steps = sorted({r["iteration"] for r in mine})
-        ax.plot(steps, [np.mean([r["fd"] for r in mine if r["iteration"] == s]) for s in steps], marker="o",
-                color=f"C{i}", label=arm)
-        ax.scatter([r["iteration"] for r in mine], [r["fd"] for r in mine], color=f"C{i}", s=8, alpha=0.5)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("FD (ddim@50, 500 samples)")
-    ax.set_title("The comparison's arms against training time", fontsize=9)
-    ax.legend(fontsize=7)
-    return save_figure(fig, path, dpi=90)
 
 
 @register
