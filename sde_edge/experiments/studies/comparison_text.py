@@ -50,7 +50,11 @@ the paper's sampler, $final with $n samples per training seed (ddim@50 and dpmpp
 secondary columns), FD in the dataset classifier's features against the test split; the same
 training seeds for every arm (paired: the same data order and noise streams), and the verdict reads
 the paired difference: FD(arm) - FD(baseline) seed by seed, its mean more than two standard errors
-(over seeds) from 0 either way, else inconclusive. An arm counts once all its seeds are evaluated.
+(over seeds) from 0 either way, else inconclusive. An arm counts once all its seeds are evaluated;
+a seed whose training diverged makes its arm's rows 'diverged' (its finite seeds alone would flatter
+it). The rows of the paper's claim also say how far the paper's largest gain (30% of the DDPM's FD)
+lies from the measured difference, in paired standard errors: a sign can be inconclusive while the
+size the paper reports is ruled out.
 
 ### The recipe sweep
 
