@@ -205,6 +205,17 @@ def test_a_diverged_sweep_cell_is_kept_as_a_result_and_never_chosen(tmp_path):
     assert "| E-var | 0.002 | none | EMA | diverged (step 123) |" in sweep_table(sweep + diverged)
 
 
+def test_the_arm_table_gives_each_runs_training_and_evaluation_minutes():
+    from sde_edge.experiments.studies.comparison_text import arm_table
+
+    entry = {"setting": "shapes16", "arm": "E", "seeds": 4, "seeds_of": 5, "complete": False, "fd": 6.31,
+             "fd_se": 0.56, "fd_min": 5.5, "fd_max": 7.93, "fd_ddim@50": 10.7, "fd_ddim@50_se": 0.24,
+             "grad_norm_median": 22.2, "clipped_share": 0.0, "train_minutes": 60.4, "eval_minutes": 16.2}
+    row = arm_table([entry])[-1]
+    assert row.startswith("| shapes16 | E | 4 of 5 (pending) | 6.31 ± 0.56 |") and row.endswith("| 0% | 60 | 16 |")
+    assert arm_table([{**entry, "diverged": 1}])[-1].startswith("| shapes16 | E | 4 of 5 (1 diverged) |")
+
+
 def test_the_sweep_chooses_among_the_ema_weights_only():
     from sde_edge.experiments.studies.comparison_text import sweep_best
 

@@ -141,14 +141,16 @@ class Comparison(Study):
     @staticmethod
     def _evaluate(spec, setting, arm, seed, root, quick):
         ensure_trained_spec(spec, root, quick)
-        rows = []
+        rows, seconds = [], 0.0
         for protocol in cr.protocols(quick):
             metrics = evaluate(spec, root, cr.with_sampling(protocol, arm), quick=quick)
+            seconds += metrics.get("wall_seconds") or 0.0
             rows.append(metrics_row(metrics, setting=setting.name, arm=arm.label, seed=seed,
                                     sampler=f"{protocol.sampler}@{protocol.steps}"))
         median, clipped = cr.gradient_statistics(spec, root)
-        for row in rows:
-            row.update(grad_norm_median=median, clipped_share=clipped, train_minutes=training_minutes(spec, root))
+        for row in rows:  # the run's cost: its training and its three verdict evaluations, wall minutes
+            row.update(grad_norm_median=median, clipped_share=clipped, train_minutes=training_minutes(spec, root),
+                       eval_minutes=seconds / 60)
         return rows
 
     @staticmethod
@@ -160,7 +162,8 @@ class Comparison(Study):
             return None
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
         entries = aggregate(
-            mine, ("setting", "arm", "sampler"), ("fd", "grad_norm_median", "clipped_share", "train_minutes")
+            mine, ("setting", "arm", "sampler"),
+            ("fd", "grad_norm_median", "clipped_share", "train_minutes", "eval_minutes"),
         )
         entry = next((e for e in entries if e["sampler"] == final), entries[0])
         fds = [r["fd"] for r in mine if r["sampler"] == entry["sampler"]]

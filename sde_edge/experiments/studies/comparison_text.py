@@ -75,6 +75,9 @@ $sweep
 
 $table
 
+Minutes are wall minutes of one run on one CPU thread, beside a second run on the other core
+(training: from its metrics.csv; evaluation: the three protocols of the row, 1,000 samples each).
+
 ![FD per arm](reproduction/comparison/fd.png) ![FD against iteration](reproduction/comparison/convergence.png)
 """
 
@@ -102,8 +105,9 @@ def sweep_table(sweep):
 
 def arm_table(summary):
     lines = [
-        "| setting | arm | seeds | FD | seed range | ddim@50 | dpmpp_2m@10 | median grad norm | clipped | min / run |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | arm | seeds | FD | seed range | ddim@50 | dpmpp_2m@10 | median grad norm | clipped "
+        "| training min / run | evaluation min / run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         others = [
@@ -114,5 +118,6 @@ def arm_table(summary):
                                                       "" if s["complete"] else " (pending)")
         lines.append(f"| {s['setting']} | {s['arm']} | {seeds} | {pm(s['fd'], s['fd_se'])} | "
                      f"{s['fd_min']:.3g}-{s['fd_max']:.3g} | {others[0]} | {others[1]} | "
-                     f"{s['grad_norm_median']:.3g} | {s['clipped_share']:.0%} | {s['train_minutes']:.0f} |")
+                     f"{s['grad_norm_median']:.3g} | {s['clipped_share']:.0%} | {s['train_minutes']:.0f} | "
+                     f"{s.get('eval_minutes', math.nan):.0f} |")
     return lines
