@@ -210,8 +210,9 @@ class Comparison(Study):
                     f"{pm(float(np.mean(paired)), paired_se)} over {len(paired)} seeds")
             if CLAIMS[name] == PAPER_1:  # how far the paper's size of effect is from ours, not only its sign
                 gain = -PAPER_GAIN * b["fd"]
+                z = (float(np.mean(paired)) - gain) / paired_se
                 text += (f"; the paper's largest gain, {PAPER_GAIN:.0%} ({gain:.2g} here), lies "
-                         f"{(float(np.mean(paired)) - gain) / paired_se:.1f} paired s.e. below ours")
+                         f"{abs(z):.1f} paired s.e. {'below' if z >= 0 else 'above'} ours")
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
                                     "[fd.png](reproduction/comparison/fd.png)"))
         return claims
