@@ -5,9 +5,7 @@ The recipe (learning rate, clipping, EMA) comes from a sweep judged on a validat
 import math
 import re
 
-import numpy as np
-
-from sde_edge.experiments.evaluate import Pending, evaluate
+from sde_edge.experiments.evaluate import Pending, evaluate, mean_and_stderr
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.report import aggregate, compare, pm
 from sde_edge.experiments.runs import QUICK_MILESTONE, is_trained, milestone_steps, training_minutes
@@ -88,7 +86,7 @@ class Comparison(Study):
             write_csv(summary, out / "summary.csv")
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
         if rows:
-            paired_fd_figure(rows, final, out / "fd.png")
+            paired_fd_figure(summary, rows, final, out / "fd.png")
         curve = self._curve(root, quick)
         if curve:
             write_csv(curve, out / "convergence.csv")
@@ -190,7 +188,7 @@ class Comparison(Study):
             a, b = by.get((setting, ours)), by.get((setting, baseline))
             label = f"{setting}, {final}, {ours} vs {baseline}"
             paired = paired_differences(rows, setting, final, ours, baseline)
-            paired_se = np.std(paired, ddof=1) / math.sqrt(len(paired)) if len(paired) > 1 else math.nan
+            paired_mean, paired_se = mean_and_stderr(paired)  # over seeds, as every other s.e. here
             lost = [f"{arm}: {', '.join(diverged[setting, arm])}" for arm in (ours, baseline)
                     if (setting, arm) in (diverged or {})]
             if lost:
@@ -200,17 +198,17 @@ class Comparison(Study):
             if not (a and b and a["complete"] and b["complete"]):
                 done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
                 interim = (f"; interim paired difference {ours} - {baseline} over the {len(paired)} seeds both "
-                           f"have, not a verdict: {pm(float(np.mean(paired)), paired_se)}" if len(paired) > 1 else "")
+                           f"have, not a verdict: {pm(paired_mean, paired_se)}" if len(paired) > 1 else "")
                 claims.append(claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated){interim}",
                                         "pending", "-"))
                 continue
             # the verdict reads the paired difference (seed by seed): the spread shared by both arms cancels
-            verdict, _, _ = compare(float(np.mean(paired)), paired_se, 0.0, 0.0)
+            verdict, _, _ = compare(paired_mean, paired_se, 0.0, 0.0)
             text = (f"FD {ours} {pm(a['fd'], a['fd_se'])} vs {baseline} {pm(b['fd'], b['fd_se'])}; paired difference "
-                    f"{pm(float(np.mean(paired)), paired_se)} over {len(paired)} seeds")
+                    f"{pm(paired_mean, paired_se)} over {len(paired)} seeds")
             if CLAIMS[name] == PAPER_1:  # how far the paper's size of effect is from ours, not only its sign
                 gain = -PAPER_GAIN * b["fd"]
-                z = (float(np.mean(paired)) - gain) / paired_se
+                z = (paired_mean - gain) / paired_se
                 text += (f"; the paper's largest gain, {PAPER_GAIN:.0%} ({gain:.2g} here), lies "
                          f"{abs(z):.1f} paired s.e. {'below' if z >= 0 else 'above'} ours")
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),

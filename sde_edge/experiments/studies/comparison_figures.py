@@ -5,10 +5,11 @@ import numpy as np
 from sde_edge.figures import plt, save_figure
 
 
-def paired_fd_figure(rows, sampler, path):
-    """One panel per setting: each arm's mean FD over seeds (bar, one standard error), each seed's FD
-    (dot), and a thin line joining one training seed across the arms, so a reader sees the pairing
-    the verdicts read (a difference shared by every seed, or a spread that hides it)."""
+def paired_fd_figure(summary, rows, sampler, path):
+    """One panel per setting: each arm's mean FD over seeds (bar, one standard error: the study's
+    ``summary``), each seed's FD (dot, from ``rows``), and a thin line joining one training seed across
+    the arms, so a reader sees the pairing the verdicts read (a difference shared by every seed, or a
+    spread that hides it)."""
     mine = [r for r in rows if r["sampler"] == sampler]
     settings = list(dict.fromkeys(r["setting"] for r in mine))
     width = sum(1.4 + 1.0 * len({r["arm"] for r in mine if r["setting"] == s}) for s in settings)
@@ -16,9 +17,10 @@ def paired_fd_figure(rows, sampler, path):
     for ax, setting in zip(axes[0], settings):
         here = [r for r in mine if r["setting"] == setting]
         arms = list(dict.fromkeys(r["arm"] for r in here))
-        fds = [[r["fd"] for r in here if r["arm"] == arm] for arm in arms]
-        se = [np.std(v, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0 for v in fds]
-        ax.bar(range(len(arms)), [np.mean(v) for v in fds], yerr=se, capsize=4, color="tab:blue", alpha=0.35)
+        bars = [next(e for e in summary if (e["setting"], e["arm"], e["sampler"]) == (setting, arm, sampler))
+                for arm in arms]
+        ax.bar(range(len(arms)), [e["fd"] for e in bars], yerr=[np.nan_to_num(e["fd_se"]) for e in bars], capsize=4,
+               color="tab:blue", alpha=0.35)
         for seed in sorted({r["seed"] for r in here}):
             points = [(i, r["fd"]) for i, arm in enumerate(arms) for r in here if r["arm"] == arm and r["seed"] == seed]
             ax.plot(*zip(*points), color="0.3", lw=0.7, marker="o", ms=3.5, alpha=0.8)
