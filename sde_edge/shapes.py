@@ -9,16 +9,24 @@ Determinism: the parameters of a split are drawn from a generator seeded by the 
 in a fixed order, so image i of a split is a function of (split, i) at any image size; rendering
 is vectorised and needs no randomness. The classes are exactly balanced.
 """
+import logging
 import math
 from functools import lru_cache
 
 import torch
+
+from sde_edge.checkpoint import CHECKSUM_KEY, CheckpointError, atomic_save, load_checkpoint, payload_digest
+from sde_edge.workdir import cache_root, waiting_lock
+
+log = logging.getLogger(__name__)
 
 CLASSES = ("ellipse", "rectangle", "triangle", "ring")
 SPLIT_SIZES = {"train": 20_000, "test": 2_000}
 _SPLIT_SEEDS = {"train": 2024_11_01, "test": 2024_11_02}
 _SUPERSAMPLE = 4
 _CHUNK = 1024
+DISK_CACHE_SIZE = 32  # px: smaller splits render in seconds and stay in memory only
+_RENDER_VERSION = 1  # bump when rendering changes: older cache files are then ignored
 
 
 def shape_parameters(split, channels):
@@ -118,6 +126,29 @@ def render(params, size):
 
 @lru_cache(maxsize=4)
 def shapes(split, size, channels):
-    """(images in [0, 1], labels) of a whole split."""
+    """(images in [0, 1], labels) of a whole split. Splits of ``DISK_CACHE_SIZE`` px and more are also
+    kept on disk under $SDE_EDGE_CACHE (a 64 px train split takes minutes to render on a CPU core, in
+    every process that trains or evaluates): rendered once, written atomically with a checksum, and
+    rendered again if the file does not verify."""
+    if size < DISK_CACHE_SIZE:
+        return _rendered(split, size, channels)
+    path = cache_root() / "shapes" / f"{split}-{size}px-{channels}ch-v{_RENDER_VERSION}.pt"
+    with waiting_lock(path.with_suffix(".lock")):  # one process renders, the others wait and load
+        if path.exists():
+            try:
+                state = load_checkpoint(path)
+                return state["images"], state["labels"]
+            except (CheckpointError, KeyError) as error:
+                log.warning("shapes cache %s is unusable (%s); rendering it again", path, error)
+        images, labels = _rendered(split, size, channels)
+        state = {"images": images, "labels": labels}
+        try:
+            atomic_save({**state, CHECKSUM_KEY: payload_digest(state)}, path)
+        except CheckpointError as error:
+            log.warning("could not cache the shapes split (%s); it will be rendered again next time", error)
+    return images, labels
+
+
+def _rendered(split, size, channels):
     params = shape_parameters(split, channels)
     return render(params, size), params["label"]

@@ -69,6 +69,28 @@ def test_shapes_image_i_is_a_function_of_split_and_i_across_processes():
     assert not torch.equal(other.images[:5], here.images[:5]), "the splits must differ"
 
 
+def test_large_shapes_splits_are_kept_on_disk_and_rendered_again_when_damaged(monkeypatch, classifier_cache):
+    from sde_edge import shapes as module
+
+    monkeypatch.setattr(module, "DISK_CACHE_SIZE", 8)  # the real threshold's splits take minutes to render
+    renders = []
+    render = module.render
+    monkeypatch.setattr(module, "render", lambda *args: renders.append(args[1]) or render(*args))
+    reference = module._rendered("test", 8, 1)
+    renders.clear()
+    first = module.shapes.__wrapped__("test", 8, 1)  # past the in-memory cache: the disk's alone
+    path = classifier_cache / "shapes" / "test-8px-1ch-v1.pt"
+    assert path.exists() and renders == [8]
+    again = module.shapes.__wrapped__("test", 8, 1)
+    assert renders == [8], "a verified cache file is loaded, not rendered again"
+    for images, labels in (first, again):
+        assert torch.equal(images, reference[0]) and torch.equal(labels, reference[1])
+    path.write_bytes(path.read_bytes()[:1000])  # a truncated file: rendered again and rewritten
+    damaged = module.shapes.__wrapped__("test", 8, 1)
+    assert renders == [8, 8] and torch.equal(damaged[0], reference[0])
+    assert torch.equal(module.shapes.__wrapped__("test", 8, 1)[0], reference[0]) and renders == [8, 8]
+
+
 def test_blur_sigma_low_passes_every_image():
     sharp = load_dataset(_data_config(dataset="shapes", image_size=16), "test").images
     blurred = load_dataset(_data_config(dataset="shapes", image_size=16, blur_sigma=1.0), "test").images

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# What a GPU machine should run first, in one go: the CUDA tests, the paper-scale network's
+# training options (tools/bench.py), the GPU recipe (study comparison64: its six trainings side by
+# side on the one GPU, then its evaluations and its rows in the report) and the demo network's
+# benchmark tables. Each step gets what is left of a deadline; trainings still going at theirs get
+# SIGTERM (they checkpoint) and the same command resumes them. Logs and the benchmark tables go to
+# OUT_DIR; the report rows to paper_appendix/.
+#
+#   bash tools/gpu_check.sh [DEADLINE_SECONDS=560] [OUT_DIR=gpu_check] [ROOT=runs/gpu]
+#   QUICK=1 bash tools/gpu_check.sh 300 /tmp/check /tmp/gpu   # the same steps on a CPU, tiny (a rehearsal)
+#
+# The comparison64 trainings and evaluations live under ROOT (git ignores runs/). Set
+# SDE_EDGE_CACHE to a folder holding classifiers/shapes-64px-1ch-v3.pt to reuse that classifier.
+set -u
+DEADLINE=${1:-560}
+OUT_DIR=${2:-gpu_check}
+ROOT=${3:-runs/gpu}
+PYTHON=${PYTHON:-python3}
+if [ -n "${QUICK:-}" ]; then SIZE=8 STUDY_FLAGS=--quick DEVICE=cpu; else SIZE=64 STUDY_FLAGS= DEVICE=cuda; fi
+START=$SECONDS
+mkdir -p "$OUT_DIR" "$ROOT"
+left() { echo $((DEADLINE - (SECONDS - START))); }
+log() { echo "[$((SECONDS - START)) s] $*" | tee -a "$OUT_DIR/gpu_check.log"; }
+
+log "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1)"
+log "$($PYTHON -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())' 2>&1)"
+
+# the 64 px shapes splits, rendered once into the cache with most cores while the CUDA tests run
+OMP_NUM_THREADS=12 $PYTHON -c "from sde_edge.shapes import shapes; [shapes(s, $SIZE, 1) for s in ('test', 'train')]" \
+    >"$OUT_DIR/render.log" 2>&1 &
+render=$!
+timeout 150 $PYTHON -m pytest -q -m cuda -n 4 tests >"$OUT_DIR/cuda_tests.log" 2>&1
+log "CUDA tests (rc $?): $(tail -n 1 "$OUT_DIR/cuda_tests.log")"
+# the paper-scale network's training options, while the GPU has nothing else to do
+timeout 90 $PYTHON tools/bench.py --device $DEVICE --only options --config configs/celeba64_edge.py --repeats 10 \
+    >>"$OUT_DIR/bench.md" 2>&1
+log "benchmark: options of the 35 M-parameter network (rc $?)"
+wait $render
+log "$SIZE px shapes rendered (rc $?)"
+
+# the features' classifier (trained on the CPU once, cached) beside the trainings
+OMP_NUM_THREADS=4 $PYTHON -c "from sde_edge.metrics.classifier import load_classifier as f; print(f('shapes', $SIZE, 1, progress=False)[1])" \
+    >"$OUT_DIR/classifier.log" 2>&1 &
+classifier=$!
+# the GPU recipe: one training per process, side by side, leaving about 3 minutes for the study
+budget=$(( $(left) - 200 ))
+pids=()
+for i in 0 1 2 3 4 5; do
+    OMP_NUM_THREADS=2 timeout -s TERM -k 60 "$budget" $PYTHON tools/experiments.py comparison64 --train_only \
+        --shard "$i/6" --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/train_$i.log" 2>&1 &
+    pids+=($!)
+done
+stopped=0
+for pid in "${pids[@]}"; do wait "$pid" || stopped=$((stopped + 1)); done
+for metrics in "$ROOT"/trainings/*/metrics.csv; do
+    log "$(basename "$(dirname "$metrics")"): step $(tail -n 1 "$metrics" | cut -d, -f1)"
+done
+wait $classifier
+log "classifier (rc $?): held-out accuracy $(tail -n 1 "$OUT_DIR/classifier.log")"
+if [ "$stopped" = 0 ]; then
+    # evaluations and the report rows (cached one by one: a stop keeps what is done)
+    timeout -s TERM -k 30 $(( $(left) - 45 )) $PYTHON tools/experiments.py comparison64 --root "$ROOT" $STUDY_FLAGS \
+        >"$OUT_DIR/comparison64.log" 2>&1
+    log "comparison64 study (rc $?): $(tail -n 1 "$OUT_DIR/comparison64.log")"
+else
+    log "$stopped of 6 trainings stopped at the deadline (checkpointed): run this again to resume them"
+fi
+
+# the demo network's tables with what is left
+if [ "$(left)" -gt 30 ]; then
+    timeout $(( $(left) - 10 )) $PYTHON tools/bench.py --device $DEVICE --only train,samplers,options --repeats 20 \
+        >>"$OUT_DIR/bench.md" 2>&1
+    log "benchmark: the demo network's tables (rc $?)"
+fi
+log "done"
