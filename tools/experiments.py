@@ -78,7 +78,11 @@ FOOTER = """## Details and what a GPU would settle
   hundreds of epochs on 64-128 px photographs and measures Inception FID on 10k+ samples. The
   configs `configs/celeba64_edge.py`, `configs/afhq_cat128_edge.py` and their `*_ddpm.py` twins
   carry the paper's Appendix E settings; README.md ("Paper-scale runs") shows how to train them
-  with torchrun and evaluate them with `sde-edge eval-samples --features inception`."""
+  with torchrun and evaluate them with `sde-edge eval-samples --features inception`.
+* The GPU recipe, `python tools/experiments.py comparison64` (E vs D on 64 px shapes, 3 seeds x
+  5,000 iterations), needs about 40 minutes of an H100 (measured: its six trainings side by side
+  make 18 steps/s together). The one GPU lease this project has had (15 minutes) ran them to about
+  step 550, so its rows are not in this report yet."""
 
 
 def main(argv):

@@ -237,7 +237,7 @@ class GpuComparison(Comparison):
     position = 11
     title = "The paper's comparison at 64 px on a GPU (claim 1)"
     claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role == "64px")
-    summary = "the GPU recipe: E vs D on 64 px shapes, 3 seeds x 5,000 iterations, bf16 (about 40 GPU-minutes)"
+    summary = "the GPU recipe: E vs D on 64 px shapes, 3 seeds x 5,000 iterations (about 40 H100-minutes)"
     sweep_arms = ()  # the recipe of configs/paper/, chosen by the 16 px sweep
 
     def settings(self, quick):
