@@ -284,3 +284,23 @@ def test_nfe_to_match_with_paired_errors_asks_for_a_resolved_match():
     assert paired == {"ddpm (uniform)": 500, "s (uniform)": 8, "s (logsnr)": None, "ode (adaptive)": None}
     assert nfe_to_match_paired([{k: v for k, v in r.items() if not k.startswith("fd_diff")} for r in rows],
                                "ddpm", 500) == {}
+
+
+def test_gpu_check_parses_and_calls_only_what_exists():
+    import re
+    import subprocess
+
+    import sde_edge.experiments.studies  # noqa: F401 (registers every study)
+    from sde_edge.experiments.registry import STUDIES
+
+    script = ROOT / "tools" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True).returncode == 0
+    text = script.read_text()
+    studies = set(re.findall(r"tools/experiments\.py (\w+)", text))
+    assert studies == {"comparison64"} and studies <= set(STUDIES)
+    bench = (ROOT / "tools" / "bench.py").read_text()
+    benches = set(re.search(r"BENCHES = \{(.*?)\}", bench, re.S)[1].replace('"', " ").replace(":", " ").split())
+    for only in re.findall(r"--only ([\w,]+)", text):
+        assert set(only.split(",")) <= benches, only
+    for config in re.findall(r"--config (\S+)", text):
+        assert (ROOT / config).exists(), config
