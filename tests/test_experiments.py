@@ -159,8 +159,25 @@ def test_comparison_verdicts_read_the_paired_difference_not_the_two_spreads():
     claims = Comparison()._claims(summary, rows, "ddpm@10", quick=True)
     main = next(c for c in claims if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
     assert main["verdict"] == "reproduced" and "paired difference -0.9 ± 0.1 over 2 seeds" in main["ours"]
+    assert "would resolve it" not in main["ours"]  # only an inconclusive row asks for more seeds
     # 30% of D's 16.0 is a difference of -4.8: (-0.9 + 4.8) / 0.1 = 39 paired s.e. below the measured one
     assert "the paper's largest gain, 30% (-4.8 here), lies 39.0 paired s.e. below ours" in main["ours"]
+
+
+def test_an_inconclusive_comparison_says_how_many_seeds_would_resolve_it():
+    from sde_edge.experiments.studies.comparison import Comparison
+
+    # paired differences -1 and -4: mean -2.5, s.d. 2.12, s.e. 1.5 (inconclusive: 2.5 < 2 x 1.5);
+    # 2 s.e. < 2.5 needs n > (2 x 2.12 / 2.5)^2 = 2.88, so 3 seeds
+    fds = {"E": (10.0, 20.0), "D": (11.0, 24.0)}
+    rows = [{"setting": "digits8", "sampler": "ddpm@10", "arm": arm, "seed": seed, "fd": fd}
+            for arm, values in fds.items() for seed, fd in enumerate(values)]
+    summary = [{"setting": "digits8", "arm": arm, "fd": sum(v) / 2, "fd_se": abs(v[1] - v[0]) / 2, "complete": True,
+                "seeds": 2} for arm, v in fds.items()]
+    main = next(c for c in Comparison()._claims(summary, rows, "ddpm@10", quick=True)
+                if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
+    assert main["verdict"] == "inconclusive" and "paired difference -2.5 ± 1.5 over 2 seeds" in main["ours"]
+    assert "about 3 seeds would resolve it" in main["ours"]
 
 
 def test_a_pending_comparison_shows_the_interim_paired_difference_without_a_verdict():

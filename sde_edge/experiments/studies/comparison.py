@@ -206,6 +206,8 @@ class Comparison(Study):
             verdict, _, _ = compare(paired_mean, paired_se, 0.0, 0.0)
             text = (f"FD {ours} {pm(a['fd'], a['fd_se'])} vs {baseline} {pm(b['fd'], b['fd_se'])}; paired difference "
                     f"{pm(paired_mean, paired_se)} over {len(paired)} seeds")
+            if verdict == "inconclusive" and paired_mean != 0:
+                text += f"; {seeds_to_resolve(paired_mean, paired_se, len(paired))}"
             if CLAIMS[name] == PAPER_1:  # how far the paper's size of effect is from ours, not only its sign
                 gain = -PAPER_GAIN * b["fd"]
                 z = (paired_mean - gain) / paired_se
@@ -214,6 +216,13 @@ class Comparison(Study):
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
                                     "[fd.png](reproduction/comparison/fd.png)"))
         return claims
+
+
+def seeds_to_resolve(mean, se, n, z=2.0):
+    """How many seeds would put a paired difference of this mean and seed spread z standard errors
+    from 0 (what an inconclusive row would need, if more seeds changed neither)."""
+    spread = se * math.sqrt(n)
+    return f"at this mean and seed spread, about {math.ceil((z * spread / abs(mean)) ** 2)} seeds would resolve it"
 
 
 def diverged_at(error):

@@ -54,7 +54,8 @@ the paired difference: FD(arm) - FD(baseline) seed by seed, its mean more than t
 a seed whose training diverged makes its arm's rows 'diverged' (its finite seeds alone would flatter
 it). The rows of the paper's claim also say how far the paper's largest gain (30% of the DDPM's FD)
 lies from the measured difference, in paired standard errors: a sign can be inconclusive while the
-size the paper reports is ruled out.
+size the paper reports is ruled out. An inconclusive row says how many seeds would resolve a
+difference of its mean and seed spread.
 
 ### The recipe sweep
 
