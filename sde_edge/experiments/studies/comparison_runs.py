@@ -67,8 +67,8 @@ SETTINGS = (
 )
 QUICK_SETTINGS = (Setting("digits", 8, tuple(ARMS), (0, 1), 20),)
 # The GPU recipe (study comparison64): 64 px shapes, E vs D, 3 seeds, sized for 40 minutes of one GPU.
-# Measured on an H100 (torch 2.11, 2026-11-26): the network's forward and backward take 55 ms in fp32
-# (TF32) and 72 ms with bf16 autocast, so the recipe trains in fp32; its 6 runs side by side in bf16
+# Measured on an H100 (torch 2.11, 2026-11-26): the network's forward and backward take 60 ms in fp32
+# (TF32) and 71 ms with bf16 autocast, so the recipe trains in fp32; its 6 runs side by side in bf16
 # made 18 steps/s in all (one alone: 12), 28 minutes for the 30,000 steps at that rate; the evaluations
 # (ddpm@500 on 1,000 samples per run, 2,000 forward passes of 250 images) add an estimated 12.
 NET_64PX = (("data.image_size", 64), ("model.nf", 64), ("model.ch_mult", (1, 2, 2, 2)),
