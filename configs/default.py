@@ -60,6 +60,7 @@ def get_config():
     training.precision = "fp32"  # fp32 | bf16 | fp16: autocast for the network only (fp16 with a loss scaler)
     training.compile = False  # torch.compile the network (pays on a GPU; minutes of compiling first)
     training.compile_backend = "inductor"  # inductor | cudagraphs | aot_eager | eager
+    training.cudnn_benchmark = True  # CUDA: cuDNN times its convolution algorithms once per shape, keeps the fastest
 
     config.optim = optim = ml_collections.ConfigDict()
     optim.lr = 2e-3

@@ -57,6 +57,7 @@ TRAINING_RULES = {
     "weighting": choice(WEIGHTINGS), "time_sampling": choice(TIME_SAMPLINGS),
     "reduce_mean": BOOL, "max_skipped_steps": integer(1), "divergence_factor": number(0),
     "precision": choice(("fp32", "bf16", "fp16")), "compile": BOOL, "compile_backend": choice(COMPILE_BACKENDS),
+    "cudnn_benchmark": BOOL,
 }
 OPTIM_RULES = {
     "lr": number(0, low_open=True), "beta1": number(0, 1, high_open=True), "eps": number(0, low_open=True),
@@ -73,7 +74,7 @@ ADDED_FIELDS = {
     "data": dict(blur_sigma=0.0, random_flip=False, validation_fraction=0.0, prepare=False, num_workers=0),
     "training": dict(checkpoint_freq=500, checkpoint_minutes=1.0, keep_every=0, eval_freq=0,
                      max_skipped_steps=20, divergence_factor=100.0, precision="fp32", compile=False,
-                     compile_backend="inductor"),
+                     compile_backend="inductor", cudnn_benchmark=False),
     "model": dict(channels_last=False),
     "optim": dict(fused=False),
 }

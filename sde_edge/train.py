@@ -34,7 +34,7 @@ from sde_edge.checkpoint import (
 )
 from sde_edge.config import image_shape, upgrade_config, validate_config
 from sde_edge.data import load_dataset
-from sde_edge.fast_training import Updater, fast_network
+from sde_edge.fast_training import Updater, choose_convolutions, fast_network
 from sde_edge.figures import save_grid
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.metrics_log import MetricsLogger
@@ -93,6 +93,7 @@ class Trainer:
         self.source = BatchSource(load_dataset(c.data, "train"), c.training.batch_size, c.seed, self.ctx.device,
                                   self.rank_slice, c.data.num_workers)
         self.model = build_model(c).to(self.ctx.device)
+        choose_convolutions(c, self.ctx.device)
         self.ema = EMA(self.model, c.model.ema_rate)
         self.updater = Updater(self.model, c, self.ctx.device)
         self.optimizer = self.updater.optimizer

@@ -26,6 +26,7 @@ RESUMABLE_CHANGES = (
     "training.precision",
     "training.compile",
     "training.compile_backend",
+    "training.cudnn_benchmark",
     "model.channels_last",
     "optim.fused",
     "sampling.",

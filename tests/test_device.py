@@ -84,7 +84,12 @@ def test_training_and_sampling_run_on_cuda(tmp_path):
     config.device = "cuda"
     config.diffusion.tau = "linear_ramp"
     config.training.n_iters = 3
+    config.training.cudnn_benchmark = False
+    train(config, tmp_path / "plain", progress=False)
+    assert not torch.backends.cudnn.benchmark
+    config.training.cudnn_benchmark = True
     train(config, tmp_path, progress=False)
+    assert torch.backends.cudnn.benchmark  # training.cudnn_benchmark reaches cuDNN
     run = load_run(tmp_path, device="cuda")
     for name in ("ddpm", "euler_maruyama", "heun", "pc"):
         result = sample(name, run.model, run.sde, (4, 1, 8, 8), steps=5,

@@ -101,3 +101,16 @@ def test_a_run_saved_in_bf16_resumes_in_fp32_with_fp32_checkpoints(tmp_path):
     config.training.precision, config.training.n_iters = "fp32", 20
     resumed = train(config, tmp_path, progress=False)
     assert resumed.step == 20
+
+
+def test_cudnn_benchmark_is_a_speed_switch_that_a_run_resumes_across(tmp_path):
+    from sde_edge.config import upgrade_config
+
+    assert load_config(TINY).training.cudnn_benchmark is True  # on by default (it acts on CUDA only)
+    old = load_config(TINY)
+    del old.training["cudnn_benchmark"]  # a config written before the switch existed
+    assert upgrade_config(old).training.cudnn_benchmark is False
+    config = _config(**{"training.n_iters": 5, "training.cudnn_benchmark": True})
+    train(config, tmp_path, progress=False)
+    config.training.cudnn_benchmark, config.training.n_iters = False, 10
+    assert train(config, tmp_path, progress=False).step == 10  # not a config change that refuses the resume

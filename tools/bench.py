@@ -10,7 +10,7 @@ train:      median train-step time of each process (edge, DDPM, blurring, blue n
 samplers:   wall time per sampler with a near-free model against the demo UNet: the share of the
             time spent outside the network calls (the sampler's own overhead).
 likelihood: the probability-flow ODE likelihood (Hutchinson) against ODE sampling, per image.
-options:    the training step with bf16, fp16, channels-last, fused Adam (and torch.compile with
+options:    the training step with bf16, fp16, channels-last, fused Adam, cudnn.benchmark (and torch.compile with
             --compile) against fp32 eager (tools/bench_training.py).
 pipeline:   a synthetic folder of 2,000 JPEGs at 64 px: open, loader images/s, waiting share.
 """

@@ -1,7 +1,8 @@
 """The training benchmarks of tools/bench.py: the fast-arithmetic options and the data pipeline.
 
 options:  median train step of the config's network with each option (bf16, fp16, channels-last,
-          fused Adam, torch.compile with --compile) against fp32 eager, same batch.
+          fused Adam, cudnn.benchmark (CUDA only), torch.compile with --compile) against fp32 eager
+          without them, same batch.
 pipeline: a synthetic folder of 2,000 JPEGs of 178 x 218 px read at 64 px: the time to open it
           (today's open-and-check against the prepared cache), the loader's images/s, and the share
           of a training step spent waiting for data with 0 and 2 loader threads.
@@ -17,7 +18,7 @@ from PIL import Image
 
 from sde_edge.batches import BatchSource
 from sde_edge.data import ImageFolder
-from sde_edge.fast_training import build_optimizer, fast_network
+from sde_edge.fast_training import build_optimizer, choose_convolutions, fast_network
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
 from sde_edge.prepared import PreparedImageSet, prepare
@@ -25,7 +26,7 @@ from sde_edge.process_registry import build_sde
 
 OPTIONS = {"fp32 eager": {}, "bf16": {"training.precision": "bf16"}, "fp16 + scaler": {"training.precision": "fp16"},
            "channels_last": {"model.channels_last": True}, "fused Adam": {"optim.fused": True},
-           "compile (inductor)": {"training.compile": True}}
+           "cudnn.benchmark": {"training.cudnn_benchmark": True}, "compile (inductor)": {"training.compile": True}}
 
 
 def _with(config, changes):
@@ -39,6 +40,7 @@ def _with(config, changes):
 def _step_seconds(config, device, repeats, batch):
     torch.manual_seed(0)
     model = build_model(config).to(device)
+    choose_convolutions(config, device)
     network, optimizer = fast_network(model, model, config), build_optimizer(model, config.optim)
     scaler = torch.amp.GradScaler(device.type) if config.training.precision == "fp16" else None
     loss = ScoreMatchingLoss.from_config(config.training, build_sde(config.diffusion))
@@ -71,12 +73,12 @@ def _sync(device):
 def bench_options(config, device, repeats, include_compile=False):
     batch = torch.rand((config.training.batch_size, config.data.num_channels, config.data.image_size,
                         config.data.image_size), generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
-    rows = {}
+    rows, base = {}, _with(config, {"training.cudnn_benchmark": False})  # each option alone against fp32 eager
     for name, changes in OPTIONS.items():
         if name.startswith("compile") and not include_compile:
             continue
         try:
-            rows[name] = _step_seconds(_with(config, changes), device, repeats, batch)
+            rows[name] = _step_seconds(_with(base, changes), device, repeats, batch)
         except RuntimeError as error:  # e.g. no fp16 kernels on this device
             rows[name] = f"not available ({str(error).splitlines()[0][:60]})"
     base = rows["fp32 eager"]
