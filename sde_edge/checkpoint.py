@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sde_edge.workdir import waiting_lock
+
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^checkpoint_(\d+)\.pt$")
 _TEMP = re.compile(r"^\.checkpoint_\d+\.pt\.tmp(\d+)$")
@@ -226,3 +228,23 @@ def set_rng_state(state):
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def cached_state(path, build, use, what):
+    """``use(state)`` of the state dict kept at ``path``, or of ``build()``'s, written there atomically
+    with a checksum. One process builds while the others wait on a lock beside the file and then load
+    it; a file that does not verify (or that ``use`` rejects) is built again, and a failed write only
+    costs the next process a rebuild. ``what`` names it in the warnings."""
+    path = Path(path)
+    with waiting_lock(path.with_suffix(".lock")):
+        if path.exists():
+            try:
+                return use(load_checkpoint(path))
+            except (CheckpointError, KeyError, RuntimeError) as error:
+                log.warning("%s cache %s is unusable (%s); building it again", what, path, error)
+        state = build()
+        try:
+            atomic_save({**state, CHECKSUM_KEY: payload_digest(state)}, path)
+        except CheckpointError as error:
+            log.warning("could not cache the %s (%s); it will be built again next time", what, error)
+    return use(state)

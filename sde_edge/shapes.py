@@ -9,16 +9,13 @@ Determinism: the parameters of a split are drawn from a generator seeded by the 
 in a fixed order, so image i of a split is a function of (split, i) at any image size; rendering
 is vectorised and needs no randomness. The classes are exactly balanced.
 """
-import logging
 import math
 from functools import lru_cache
 
 import torch
 
-from sde_edge.checkpoint import CHECKSUM_KEY, CheckpointError, atomic_save, load_checkpoint, payload_digest
-from sde_edge.workdir import cache_root, waiting_lock
-
-log = logging.getLogger(__name__)
+from sde_edge.checkpoint import cached_state
+from sde_edge.workdir import cache_root
 
 CLASSES = ("ellipse", "rectangle", "triangle", "ring")
 SPLIT_SIZES = {"train": 20_000, "test": 2_000}
@@ -133,20 +130,8 @@ def shapes(split, size, channels):
     if size < DISK_CACHE_SIZE:
         return _rendered(split, size, channels)
     path = cache_root() / "shapes" / f"{split}-{size}px-{channels}ch-v{_RENDER_VERSION}.pt"
-    with waiting_lock(path.with_suffix(".lock")):  # one process renders, the others wait and load
-        if path.exists():
-            try:
-                state = load_checkpoint(path)
-                return state["images"], state["labels"]
-            except (CheckpointError, KeyError) as error:
-                log.warning("shapes cache %s is unusable (%s); rendering it again", path, error)
-        images, labels = _rendered(split, size, channels)
-        state = {"images": images, "labels": labels}
-        try:
-            atomic_save({**state, CHECKSUM_KEY: payload_digest(state)}, path)
-        except CheckpointError as error:
-            log.warning("could not cache the shapes split (%s); it will be rendered again next time", error)
-    return images, labels
+    return cached_state(path, lambda: dict(zip(("images", "labels"), _rendered(split, size, channels))),
+                        lambda state: (state["images"], state["labels"]), "shapes split")
 
 
 def _rendered(split, size, channels):

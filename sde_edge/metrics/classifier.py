@@ -14,19 +14,16 @@ Trained offline once, deterministically, and cached on disk per (dataset, image 
 channels) under $SDE_EDGE_CACHE (default ~/.cache/sde_edge), written atomically with a
 checksum like a training checkpoint; a cache file that does not verify is retrained.
 """
-import logging
-
 import ml_collections
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from sde_edge.checkpoint import CHECKSUM_KEY, CheckpointError, atomic_save, load_checkpoint, payload_digest
+from sde_edge.checkpoint import cached_state
 from sde_edge.data import load_dataset
-from sde_edge.workdir import cache_root, waiting_lock
+from sde_edge.workdir import cache_root
 
-log = logging.getLogger(__name__)
 LABELLED_EMBEDDED = ("digits", "shapes")
 _VERSION = 3
 # Epochs by dataset: digits has 1,527 training images, shapes 20,000.
@@ -102,19 +99,14 @@ def load_classifier(dataset, size, channels, progress=True):
         )
     path = cache_root() / "classifiers" / f"{dataset}-{size}px-{channels}ch-v{_VERSION}.pt"
     num_classes = int(_data(dataset, size, channels, "test").labels.max()) + 1
-    with waiting_lock(path.with_suffix(".lock")):  # one process trains it; the others wait and load it
-        if path.exists():
-            try:
-                state = load_checkpoint(path)
-                model = ImageClassifier(channels, num_classes)
-                model.load_state_dict(state["model"])
-                return model.eval(), float(state["accuracy"])
-            except (CheckpointError, KeyError, RuntimeError) as error:
-                log.warning("classifier cache %s is unusable (%s); training it again", path, error)
+
+    def trained():
         model, accuracy = _train(dataset, size, channels, progress=progress)
-        state = {"model": model.state_dict(), "accuracy": accuracy}
-        try:
-            atomic_save({**state, CHECKSUM_KEY: payload_digest(state)}, path)
-        except CheckpointError as error:
-            log.warning("could not cache the classifier (%s); it will be trained again next time", error)
-    return model, accuracy
+        return {"model": model.state_dict(), "accuracy": accuracy}
+
+    def restored(state):
+        model = ImageClassifier(channels, num_classes)
+        model.load_state_dict(state["model"])
+        return model.eval(), float(state["accuracy"])
+
+    return cached_state(path, trained, restored, "classifier")  # one process trains it; the others load it
