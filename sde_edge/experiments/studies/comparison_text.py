@@ -57,6 +57,13 @@ lies from the measured difference, in paired standard errors: a sign can be inco
 size the paper reports is ruled out. An inconclusive row says how many seeds would resolve a
 difference of its mean and seed spread.
 
+Two limits of the decomposition. Each arm trains with the recipe its own sweep chose (below: D-sigma
+at lr 2e-3, the others at 5e-4): the same search for every arm, not the same learning rate. And
+D vs D-sigma changes two things the paper's losses tie together: the weighting over t (1 against
+b(t)^2) and the network's target (eps against b(t) eps, an output scale the network, which sees t,
+can absorb). An arm predicting eps with the paper's weighting (loss b(t)^2 (eps_hat - eps)^2)
+would separate the two; it is not run.
+
 ### The recipe sweep
 
 Learning rate and gradient clipping (none, as in the released code, or 1.0), judged by the FD
