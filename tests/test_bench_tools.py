@@ -54,6 +54,7 @@ def test_gpu_check_parses_and_calls_only_what_exists():
     text = script.read_text()
     studies = set(re.findall(r"tools/experiments\.py (\w+)", text))
     assert studies == {"comparison64"} and studies <= set(STUDIES)
+    assert all(STUDIES[name].evaluates_in_shards for name in studies)  # its workers use --shard alone
     bench = (ROOT / "tools" / "bench.py").read_text()
     benches = set(re.search(r"BENCHES = \{(.*?)\}", bench, re.S)[1].replace('"', " ").replace(":", " ").split())
     for only in re.findall(r"--only ([\w,]+)", text):

@@ -1,6 +1,7 @@
 """tools/experiments.py: every study's --quick version runs end to end and writes its CSV,
 figure and report section; a second run reuses the trainings and evaluations."""
 import json
+import re
 import shutil
 import sys
 import time
@@ -51,7 +52,10 @@ def test_every_study_writes_its_csv_figure_and_section(quick_run, study):
     claims = json.loads((published / "claims.json").read_text())
     assert claims and all(c["verdict"] in VERDICTS + ANSWERS.get(study, ()) for c in claims), claims
     report = (root / "REPRODUCTION.md").read_text()
-    assert (published / "section.md").read_text().splitlines()[0] in report
+    section = (published / "section.md").read_text()
+    assert report.count(section.splitlines()[0] + "\n") == 1  # its heading, once: no two studies share one
+    links = re.findall(r"reproduction/(\w+)/", section + json.dumps(claims))
+    assert set(links) <= {study}, links  # its text and claims show its own figures
 
 
 def test_a_second_run_reuses_everything(quick_run):
@@ -136,112 +140,6 @@ def test_a_diverged_seed_run_is_the_arms_verdict_not_a_crash_and_results_stay_st
     assert results["diverged"] == [{"setting": "digits8", "arm": "E-var", "seeds": ["seed 1 at step 7"]}]
 
 
-def test_results_json_writes_nan_and_infinity_as_null(tmp_path):
-    import math
-
-    import numpy as np
-
-    from sde_edge.experiments.report import write_study
-
-    write_study(tmp_path, "## s", [], {"rows": [{"fd": math.inf, "se": np.float32("nan"), "n": 3, "x": (1.5,)}]})
-    text = (tmp_path / "results.json").read_text()
-    assert json.loads(text) == {"rows": [{"fd": None, "se": None, "n": 3, "x": [1.5]}]} and "NaN" not in text
-
-
-def test_comparison_verdicts_read_the_paired_difference_not_the_two_spreads():
-    from sde_edge.experiments.studies.comparison import Comparison
-
-    fds = {"E": (10.0, 20.2), "D": (11.0, 21.0)}  # E lower on every seed; the seed spread is ten times larger
-    rows = [{"setting": "digits8", "sampler": "ddpm@10", "arm": arm, "seed": seed, "fd": fd}
-            for arm, values in fds.items() for seed, fd in enumerate(values)]
-    summary = [{"setting": "digits8", "arm": arm, "fd": sum(v) / 2, "fd_se": abs(v[1] - v[0]) / 2, "complete": True,
-                "seeds": 2} for arm, v in fds.items()]
-    claims = Comparison()._claims(summary, rows, "ddpm@10", quick=True)
-    main = next(c for c in claims if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
-    assert main["verdict"] == "reproduced" and "paired difference -0.9 ± 0.1 over 2 seeds" in main["ours"]
-    assert "would resolve it" not in main["ours"]  # only an inconclusive row asks for more seeds
-    # 30% of D's 16.0 is a difference of -4.8: (-0.9 + 4.8) / 0.1 = 39 paired s.e. below the measured one
-    assert "the paper's largest gain, 30% (-4.8 here), lies 39.0 paired s.e. below ours" in main["ours"]
-
-
-def test_an_inconclusive_comparison_says_how_many_seeds_would_resolve_it():
-    from sde_edge.experiments.studies.comparison import Comparison
-
-    # paired differences -1 and -4: mean -2.5, s.d. 2.12, s.e. 1.5 (inconclusive: 2.5 < 2 x 1.5);
-    # 2 s.e. < 2.5 needs n > (2 x 2.12 / 2.5)^2 = 2.88, so 3 seeds
-    fds = {"E": (10.0, 20.0), "D": (11.0, 24.0)}
-    rows = [{"setting": "digits8", "sampler": "ddpm@10", "arm": arm, "seed": seed, "fd": fd}
-            for arm, values in fds.items() for seed, fd in enumerate(values)]
-    summary = [{"setting": "digits8", "arm": arm, "fd": sum(v) / 2, "fd_se": abs(v[1] - v[0]) / 2, "complete": True,
-                "seeds": 2} for arm, v in fds.items()]
-    main = next(c for c in Comparison()._claims(summary, rows, "ddpm@10", quick=True)
-                if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
-    assert main["verdict"] == "inconclusive" and "paired difference -2.5 ± 1.5 over 2 seeds" in main["ours"]
-    assert "about 3 seeds would resolve it" in main["ours"]
-
-
-def test_a_pending_comparison_shows_the_interim_paired_difference_without_a_verdict():
-    from sde_edge.experiments.studies.comparison import Comparison
-
-    # E has seeds 0-2, D seeds 0-1: the interim difference pairs seeds 0 and 1 only (-1.0 and -3.0)
-    fds = {"E": (10.0, 20.0, 99.0), "D": (11.0, 23.0)}
-    rows = [{"setting": "digits8", "sampler": "ddpm@10", "arm": arm, "seed": seed, "fd": fd}
-            for arm, values in fds.items() for seed, fd in enumerate(values)]
-    summary = [{"setting": "digits8", "arm": arm, "fd": 1.0, "fd_se": 0.1, "complete": False, "seeds": len(v)}
-               for arm, v in fds.items()]
-    claims = Comparison()._claims(summary, rows, "ddpm@10", quick=True)
-    main = next(c for c in claims if "E vs D" in c["setting"] and "D-sigma" not in c["setting"])
-    assert main["verdict"] == "pending"
-    assert "3 and 2 of 2 seeds evaluated" in main["ours"]
-    assert "interim paired difference E - D over the 2 seeds both have, not a verdict: -2 ± 1" in main["ours"]
-
-
-def test_a_diverged_sweep_cell_is_kept_as_a_result_and_never_chosen(tmp_path):
-    import math
-
-    import pytest
-
-    from sde_edge.experiments.runs import DIVERGED, ensure_trained, workdir_of
-    from sde_edge.experiments.studies import comparison_runs as cr
-    from sde_edge.experiments.studies.comparison_text import sweep_best, sweep_table
-    from sde_edge.train import DivergenceError
-
-    spec = cr.sweep_run(cr.SETTINGS[0], "E-var", 2e-3, 0.0)
-    workdir = workdir_of(spec, tmp_path)
-    workdir.mkdir(parents=True)
-    (workdir / DIVERGED).write_text("training diverged at step 123: the loss 7e4 exceeds ...")
-    with pytest.raises(DivergenceError, match="step 123"):  # not trained again: no checkpoint appears
-        ensure_trained(spec, tmp_path, progress=False)
-    assert not (workdir / "checkpoints").exists()
-    sweep = [{"arm": "E-var", "lr": 5e-4, "clip": 1.0, "ema": ema, "fd_val": fd, "fd_val_stderr": 3.0}
-             for ema, fd in ((True, 47.1), (False, 44.8))]
-    diverged = [{"arm": "E-var", "lr": 2e-3, "clip": 0.0, "ema": ema, "fd_val": math.inf, "fd_val_stderr": 0.0,
-                 "diverged": "step 123"} for ema in (True, False)]
-    assert sweep_best(sweep + diverged, "E-var") == sweep[0]
-    assert sweep_best(diverged, "E-var") is None  # every cell diverged: no recipe to carry
-    assert "| E-var | 0.002 | none | EMA | diverged (step 123) |" in sweep_table(sweep + diverged)
-
-
-def test_the_arm_table_gives_each_runs_training_and_evaluation_minutes():
-    from sde_edge.experiments.studies.comparison_text import arm_table
-
-    entry = {"setting": "shapes16", "arm": "E", "seeds": 4, "seeds_of": 5, "complete": False, "fd": 6.31,
-             "fd_se": 0.56, "fd_min": 5.5, "fd_max": 7.93, "fd_ddim@50": 10.7, "fd_ddim@50_se": 0.24,
-             "grad_norm_median": 22.2, "clipped_share": 0.0, "train_minutes": 60.4, "eval_minutes": 16.2}
-    row = arm_table([entry])[-1]
-    assert row.startswith("| shapes16 | E | 4 of 5 (pending) | 6.31 ± 0.56 |") and row.endswith("| 0% | 60 | 16 |")
-    assert arm_table([{**entry, "diverged": 1}])[-1].startswith("| shapes16 | E | 4 of 5 (1 diverged) |")
-
-
-def test_the_sweep_chooses_among_the_ema_weights_only():
-    from sde_edge.experiments.studies.comparison_text import sweep_best
-
-    sweep = [{"arm": "E", "lr": lr, "clip": 0.0, "ema": ema, "fd_val": fd, "fd_val_stderr": 1.0}
-             for lr, ema, fd in ((5e-4, True, 10.2), (5e-4, False, 11.7), (2e-3, True, 11.4), (2e-3, False, 7.0))]
-    assert sweep_best(sweep, "E") == sweep[0]
-    assert sweep_best(sweep + [{"arm": "E", "lr": 1e-3, "clip": 0.0, "ema": None}], "E") is None  # pending
-
-
 TOY_STUDY = r"""
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.studies.common import write_section
@@ -268,3 +166,29 @@ def test_a_study_registered_outside_the_package_is_listed_run_and_reported(tmp_p
     _experiments("toy", f"--plugin={plugin}", "--quick", f"--root={tmp_path / 'root'}")
     report = (tmp_path / "root" / "REPRODUCTION.md").read_text()
     assert "The answer is 42." in report and "| (9) toy claim | nowhere |" in report
+
+
+def test_shard_workers_share_a_studys_runs_and_the_cached_report_needs_no_more(quick_run, tmp_path):
+    """Two workers (--shard 0/2, 1/2) train and evaluate disjoint halves of the comparison's runs;
+    neither writes a report, and --cached then finds every training and evaluation on disk."""
+    from sde_edge.experiments.studies.comparison import Comparison
+
+    root, _ = quick_run
+    partial = tmp_path / "partial"
+    shutil.copytree(root / "trainings", partial / "trainings")  # no evaluations at all
+    shutil.rmtree(partial / "trainings" / "cmp-digits8-E-var-s1")  # and one training to do
+    keys = [spec.key for spec in Comparison().runs(quick=True)]
+    _experiments("comparison", "--quick", "--shard=0/2", f"--root={partial}")
+    evaluated = {path.name for path in (partial / "evals").iterdir()}
+    assert evaluated and evaluated <= set(keys[0::2]), evaluated - set(keys[0::2])
+    assert not (partial / "REPRODUCTION.md").exists() and not (partial / "reproduction").exists()
+    _experiments("comparison", "--quick", "--shard=1/2", f"--root={partial}")
+    assert {path.name for path in (partial / "evals").iterdir()} == set(keys)
+    result = _experiments("comparison", "--quick", "--cached", f"--root={partial}")
+    assert "training" not in result.stdout
+    claims = json.loads((partial / "reproduction" / "comparison" / "claims.json").read_text())
+    assert claims and all(c["verdict"] != "pending" for c in claims), claims
+    for args in (["unconditional", "--shard=0/2"], ["comparison", "--shard=2/2"]):
+        refused = forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), *args, "--quick",
+                              f"--root={partial}"], timeout=120)
+        assert refused.returncode != 0 and ("--train_only" in refused.stderr or "0 <= i < n" in refused.stderr)

@@ -4,6 +4,7 @@
     python tools/experiments.py unconditional        # one study: resumable, trainings reused
     python tools/experiments.py all                  # every study in turn
     python tools/experiments.py comparison --train_only --shard 0/2   # train a study's runs, half of them
+    python tools/experiments.py comparison --shard 1/2   # train and evaluate the other half (then --cached)
     python tools/experiments.py sdedit --quick --root /tmp/x    # the tests' tiny version
     python tools/experiments.py all --cached         # the report from what is on disk so far
     python tools/experiments.py mine --plugin my_study.py       # a study registered outside the package
@@ -18,6 +19,7 @@ sections are rebuilt from every study that has run.
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +40,9 @@ _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs (8x8, 20 steps, few sample
 _TRAIN_ONLY = flags.DEFINE_bool("train_only", False, "Only train the study's runs (every study's with 'all').")
 _LIST = flags.DEFINE_bool("list", False, "Print the registered studies, a line each, and exit.")
 _PLUGIN = flags.DEFINE_multi_string("plugin", [], "A Python file that registers studies of its own (repeatable).")
-_SHARD = flags.DEFINE_string("shard", "0/1", "With --train_only: train runs i, i+n, i+2n, ... (i/n; parallel workers).")
+_SHARD = flags.DEFINE_string("shard", "0/1", "i/n: work on runs i, i+n, i+2n, ... only (parallel workers). With "
+                             "--train_only: train them; without (studies that allow it): train and evaluate "
+                             "them and write no report (then --cached writes it).")
 _REPORT = flags.DEFINE_string("report", None, "The report to rebuild (default: see above).")
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads for torch (default: all cores).")
 _CACHED = flags.DEFINE_bool("cached", False, "Train and evaluate nothing: report from what is on disk; a study "
@@ -72,8 +76,8 @@ FOOTER = """## Details and what a GPU would settle
   (ddpm@500: about 10 minutes on a shared core, 17-20 with five jobs; ddim@50: 2-3 minutes),
   per-checkpoint curves 500 (ddim@25); SDEdit edits the first 1,000 test images (all 270 for
   digits). A study run start to end records its wall time in `reproduction/timings.json`; the
-  studies here ran as parallel training shards and evaluation lanes (`--train_only --shard`,
-  then `--cached`): the table at the end sums what each used.
+  studies here ran as parallel training shards and evaluation lanes (`--train_only --shard`, or
+  `--shard` workers that also evaluate, then `--cached`): the table at the end sums what each used.
 * What stays inconclusive here is a question of scale: the paper trains 35M-parameter UNets for
   hundreds of epochs on 64-128 px photographs and measures Inception FID on 10k+ samples. The
   configs `configs/celeba64_edge.py`, `configs/afhq_cat128_edge.py` and their `*_ddpm.py` twins
@@ -83,6 +87,35 @@ FOOTER = """## Details and what a GPU would settle
   5,000 iterations), needs about 40 minutes of an H100 (measured: its six trainings side by side
   make 18 steps/s together). The one GPU lease this project has had (15 minutes) ran them to about
   step 550, so its rows are not in this report yet."""
+
+
+def parse_shard(text):
+    """'i/n' -> (i, n) with 0 <= i < n; one clear line otherwise."""
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        index = count = None
+    if count is None or not 0 <= index < count:
+        raise app.UsageError(f"--shard expects i/n with 0 <= i < n (e.g. 0/2), got {text!r}")
+    return index, count
+
+
+def work_on_shard(chosen, root, quick, index, count):
+    """One worker of n: train and evaluate the runs i, i+n, ... of each study (the other workers'
+    work is pending here); the study's files go to a scratch folder, and no report is written."""
+    for name in chosen:
+        study = STUDIES[name]
+        if not study.evaluates_in_shards:
+            raise app.UsageError(f"study {name!r} evaluates in one process: use --train_only --shard {index}/{count} "
+                                 "for its trainings, then run it without --shard")
+        set_compute(True, runs={spec.key for spec in study.runs(quick)[index::count]})
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                study.run(root, Path(scratch), quick)
+            except Pending:
+                pass  # the other workers' share; --cached reports once every worker is done
+        print(f"{name}: shard {index}/{count} done; the report: tools/experiments.py {name} --cached", flush=True)
+    return 0
 
 
 def main(argv):
@@ -99,12 +132,14 @@ def main(argv):
     if name != "all" and name not in STUDIES:
         raise app.UsageError(f"unknown study {name!r}; choose from {list(STUDIES)} or 'all'")
     chosen = list(STUDIES) if name == "all" else [name]
+    index, count = parse_shard(_SHARD.value)
     if _TRAIN_ONLY.value:
-        index, count = (int(v) for v in _SHARD.value.split("/"))
         specs = list({spec.key: spec for study in chosen for spec in STUDIES[study].runs(quick)}.values())
         for spec in specs[index::count]:
             ensure_trained(spec, root, quick=quick, progress=False)
         return 0
+    if count > 1:
+        return work_on_shard(chosen, root, quick, index, count)
     report = (
         Path(_REPORT.value)
         if _REPORT.value

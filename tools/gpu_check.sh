@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # What a GPU machine should run first, in one go: the CUDA tests, the paper-scale network's
-# training options (tools/bench.py), the GPU recipe (study comparison64: its six trainings side by
-# side on the one GPU, then its evaluations and its rows in the report) and the demo network's
-# benchmark tables. Each step gets what is left of a deadline; trainings still going at theirs get
-# SIGTERM (they checkpoint) and the same command resumes them. Logs and the benchmark tables go to
+# training options (tools/bench.py), the GPU recipe (study comparison64: six workers side by side
+# on the one GPU, each training and evaluating its share of the runs, then its rows in the report)
+# and the demo network's benchmark tables. Each step gets what is left of a deadline; trainings
+# still going at theirs get SIGTERM (they checkpoint) and the same command resumes them. Logs and the benchmark tables go to
 # OUT_DIR; the report rows to paper_appendix/.
 #
 #   bash tools/gpu_check.sh [DEADLINE_SECONDS=560] [OUT_DIR=gpu_check] [ROOT=runs/gpu]
@@ -43,12 +43,13 @@ log "$SIZE px shapes rendered (rc $?)"
 OMP_NUM_THREADS=4 $PYTHON -c "from sde_edge.metrics.classifier import load_classifier as f; print(f('shapes', $SIZE, 1, progress=False)[1])" \
     >"$OUT_DIR/classifier.log" 2>&1 &
 classifier=$!
-# the GPU recipe: one training per process, side by side, leaving about 3 minutes for the study
-budget=$(( $(left) - 200 ))
+# the GPU recipe: six workers side by side, each training and then evaluating its share of the runs
+# (--shard i/6), leaving about 90 s for the report and the demo benchmark
+budget=$(( $(left) - 90 ))
 pids=()
 for i in 0 1 2 3 4 5; do
-    OMP_NUM_THREADS=2 timeout -s TERM -k 60 "$budget" $PYTHON tools/experiments.py comparison64 --train_only \
-        --shard "$i/6" --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/train_$i.log" 2>&1 &
+    OMP_NUM_THREADS=2 timeout -s TERM -k 60 "$budget" $PYTHON tools/experiments.py comparison64 \
+        --shard "$i/6" --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/worker_$i.log" 2>&1 &
     pids+=($!)
 done
 stopped=0
@@ -58,14 +59,10 @@ for metrics in "$ROOT"/trainings/*/metrics.csv; do
 done
 wait $classifier
 log "classifier (rc $?): held-out accuracy $(tail -n 1 "$OUT_DIR/classifier.log")"
-if [ "$stopped" = 0 ]; then
-    # evaluations and the report rows (cached one by one: a stop keeps what is done)
-    timeout -s TERM -k 30 $(( $(left) - 45 )) $PYTHON tools/experiments.py comparison64 --root "$ROOT" $STUDY_FLAGS \
-        >"$OUT_DIR/comparison64.log" 2>&1
-    log "comparison64 study (rc $?): $(tail -n 1 "$OUT_DIR/comparison64.log")"
-else
-    log "$stopped of 6 trainings stopped at the deadline (checkpointed): run this again to resume them"
-fi
+[ "$stopped" = 0 ] || log "$stopped of 6 workers stopped at the deadline (trainings checkpointed): run this again to resume"
+# the report rows from what is on disk (arms not done are marked pending)
+timeout 60 $PYTHON tools/experiments.py comparison64 --cached --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/comparison64.log" 2>&1
+log "comparison64 report (rc $?): $(tail -n 1 "$OUT_DIR/comparison64.log")"
 
 # the demo network's tables with what is left
 if [ "$(left)" -gt 30 ]; then

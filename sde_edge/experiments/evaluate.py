@@ -32,18 +32,23 @@ class Pending(Exception):
     """What a study needs (an evaluation or a training) is not on disk and computing is off."""
 
 
-_COMPUTE = {"enabled": True}
+_COMPUTE = {"enabled": True, "runs": None}
 
 
-def set_compute(enabled):
+def set_compute(enabled, runs=None):
     """``False``: studies report only from trainings and evaluations already on disk (a study that
-    misses one raises ``Pending``); for writing the report while long runs go on elsewhere."""
-    _COMPUTE["enabled"] = bool(enabled)
+    misses one raises ``Pending``); for writing the report while long runs go on elsewhere.
+    ``runs``: the run keys this process may train and evaluate (one worker's share; ``None``: all);
+    what another worker computes is ``Pending`` here."""
+    _COMPUTE.update(enabled=bool(enabled), runs=None if runs is None else frozenset(runs))
 
 
-def require_compute(what):
+def require_compute(what, run_key):
+    """Raise ``Pending`` unless this process may compute ``what`` (the work of run ``run_key``)."""
     if not _COMPUTE["enabled"]:
         raise Pending(what)
+    if _COMPUTE["runs"] is not None and run_key not in _COMPUTE["runs"]:
+        raise Pending(f"{what} (another worker's)")
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     cache = cache_path(spec, root, protocol, step)
     if cache.exists():
         return json.loads(cache.read_text())
-    require_compute(f"{spec.key} {checkpoint.stem} {protocol.slug}")
+    require_compute(f"{spec.key} {checkpoint.stem} {protocol.slug}", spec.key)
     started = time.perf_counter()
     run = load_run(checkpoint, use_ema=protocol.ema)
     if protocol.diffusion:

@@ -23,6 +23,9 @@ class Study:
     claims = ()  # the claims-table rows it judges (their names, in order)
     summary = ""  # one line for ``tools/experiments.py --list``
     position = 100  # the report's order: lower first (studies from plugins come last by default)
+    # True when ``run`` carries on past a Pending training or evaluation item by item, so that parallel
+    # workers (``--shard i/n`` without ``--train_only``) can each train and evaluate a share of the runs
+    evaluates_in_shards = False
 
     def runs(self, quick=False):
         """The training runs (``RunSpec``) the study needs: ``--train_only`` trains these."""

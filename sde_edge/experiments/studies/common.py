@@ -99,7 +99,7 @@ def ensure_trained_spec(spec, root, quick):
     """The run, trained first if it is not (``Pending`` when computing is off)."""
     if not is_trained(spec, root, quick):
         raise_if_diverged(spec, root)  # a kept result, also when nothing may be computed
-        require_compute(f"training {spec.key}")
+        require_compute(f"training {spec.key}", spec.key)
         ensure_trained(spec, root, quick=quick, progress=False)
     return spec
 

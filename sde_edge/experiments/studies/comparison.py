@@ -15,10 +15,12 @@ from sde_edge.experiments.studies.comparison_figures import convergence_figure, 
 from sde_edge.experiments.studies.comparison_text import (
     CLAIMS,
     DECOMPOSITION,
+    INTRO,
+    INTRO_64,
     PAPER_1,
     PAPER_GAIN,
-    TEMPLATE,
     arm_table,
+    section_template,
     sweep_table,
 )
 from sde_edge.tables import write_csv
@@ -33,6 +35,9 @@ class Comparison(Study):
     claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role in ("main", "digits", "32px"))
     summary = "E vs the paper's DDPM (eps, DDPM loss), D-sigma, E-var and the released variants; 5 seeds"
     sweep_arms = cr.SWEEP_ARMS  # the arms whose recipe the sweep chooses (on the first setting)
+    evaluates_in_shards = True  # every item's Pending is caught: --shard i/n workers share the runs
+    intro = INTRO  # the section's text above its tables
+    where_runs = "on one CPU thread, beside a second run on the other core"  # where its minutes were measured
 
     def swept(self, quick):
         """The sweep's arms; --quick sweeps E and D only (the same code path, half the runs)."""
@@ -94,8 +99,9 @@ class Comparison(Study):
         claims = self._claims(summary, rows, final, quick, diverged)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
-                      n=cr.protocols(quick)[0].n)
-        write_section(out, TEMPLATE, values, claims, {"rows": rows, "summary": summary, "sweep": sweep,
+                      n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs)
+        template = section_template(self.title, self.intro, bool(self.swept(quick)))
+        write_section(out, template, values, claims, {"rows": rows, "summary": summary, "sweep": sweep,
                                                        "pending": pending, "diverged": [
                                                            {"setting": k[0], "arm": k[1], "seeds": v}
                                                            for k, v in diverged.items()]}, pending)
@@ -214,7 +220,7 @@ class Comparison(Study):
                 text += (f"; the paper's largest gain, {PAPER_GAIN:.0%} ({gain:.2g} here), lies "
                          f"{abs(z):.1f} paired s.e. {'below' if z >= 0 else 'above'} ours")
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
-                                    "[fd.png](reproduction/comparison/fd.png)"))
+                                    f"[fd.png](reproduction/{self.name}/fd.png)"))
         return claims
 
 
@@ -248,6 +254,8 @@ class GpuComparison(Comparison):
     claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role == "64px")
     summary = "the GPU recipe: E vs D on 64 px shapes, 3 seeds x 5,000 iterations (about 40 H100-minutes)"
     sweep_arms = ()  # the recipe of configs/paper/, chosen by the 16 px sweep
+    intro = INTRO_64
+    where_runs = "one of six side by side on one GPU"
 
     def settings(self, quick):
         return cr.GPU_QUICK_SETTINGS if quick else cr.GPU_SETTINGS

@@ -1,5 +1,5 @@
-"""The words of the study ``comparison``: its claims, which arms each compares, the section's
-template and its two tables."""
+"""The words of the studies ``comparison`` and ``comparison64``: their claims, which arms each compares,
+the sections' templates and their two tables."""
 import math
 
 from sde_edge.experiments.report import pm
@@ -32,9 +32,7 @@ DECOMPOSITION = dict(zip(CLAIMS, (
     ("main", "E-image-edge", "E", {"reproduced": "per-image map better", "not reproduced": "batch map (E) better"}),
 )))
 
-TEMPLATE = """
-## The paper's comparison, and what makes the difference (claim 1)
-
+INTRO = """
 The earlier comparison (the study `unconditional`) changed only the noise: its DDPM is the edge
 process with isotropic noise, still predicting the scaled noise b(t) eps with the edge model's
 loss. The paper's DDPM predicts the unscaled eps and is trained with the plain DDPM loss
@@ -62,8 +60,16 @@ at lr 2e-3, the others at 5e-4): the same search for every arm, not the same lea
 D vs D-sigma changes two things the paper's losses tie together: the weighting over t (1 against
 b(t)^2) and the network's target (eps against b(t) eps, an output scale the network, which sees t,
 can absorb). An arm predicting eps with the paper's weighting (loss b(t)^2 (eps_hat - eps)^2)
-would separate the two; it is not run.
+would separate the two; it is not run."""
 
+INTRO_64 = """
+The paper's comparison, E against D, on 64 px `shapes` with a network sized for 64 px (`NET_64PX` in
+`sde_edge/experiments/studies/comparison_runs.py`), in the recipe of `configs/paper/` that the 16 px
+sweep chose (section above), trained and evaluated on one GPU. Verdicts as at 16 px: the paired
+difference FD(E) - FD(D) over the training seeds, of the paper's sampler, $final with $n samples per
+seed, more than two standard errors from 0 either way, else inconclusive."""
+
+SWEEP = """
 ### The recipe sweep
 
 Learning rate and gradient clipping (none, as in the released code, or 1.0), judged by the FD
@@ -77,17 +83,23 @@ best cell when they were candidates, measured FD 33.3 ± 1.8, 10.3 ± 2.0 and 17
 28.9 ± 2.1 with ddpm@500 (1,000 samples), while its loss fell smoothly throughout
 (`reproduction/comparison/raw_weights_E_s0.csv`; the run is kept out of the study).
 
-$sweep
+$sweep"""
 
+ARMS_TABLE = """
 ### Arms
 
 $table
 
-Minutes are wall minutes of one run on one CPU thread, beside a second run on the other core
+Minutes are wall minutes of one run, $where
 (training: from its metrics.csv; evaluation: the three protocols of the row, 1,000 samples each).
 
-![FD per arm](reproduction/comparison/fd.png) ![FD against iteration](reproduction/comparison/convergence.png)
+![FD per arm](reproduction/$name/fd.png) ![FD against iteration](reproduction/$name/convergence.png)
 """
+
+
+def section_template(title, intro, with_sweep):
+    """The section's Markdown (string.Template: $arms, $final, $n, $sweep, $table, $name, $where)."""
+    return "\n".join(["", f"## {title}", intro, *([SWEEP] if with_sweep else []), ARMS_TABLE])
 
 
 def sweep_best(sweep, arm):

@@ -93,7 +93,7 @@ def bits_per_dim(spec, root, n_images, quick):
     """ODE and bound bpd of a run on the first test images, cached like ``evaluate``."""
     cache = Path(root) / "evals" / spec.key / f"bpd_n{n_images}.json"
     if not cache.exists():
-        require_compute(f"{spec.key} bpd_n{n_images}")
+        require_compute(f"{spec.key} bpd_n{n_images}", spec.key)
         run = load_run(workdir_of(spec, root))
         images = evaluation_images(run.config, "test", n_images)
         tolerance = 1e-3 if quick else 1e-5  # quick: a few-step smoke run, not a measurement
