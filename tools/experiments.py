@@ -103,11 +103,14 @@ def parse_shard(text):
 def work_on_shard(chosen, root, quick, index, count):
     """One worker of n: train and evaluate the runs i, i+n, ... of each study (the other workers'
     work is pending here); the study's files go to a scratch folder, and no report is written."""
-    for name in chosen:
-        study = STUDIES[name]
-        if not study.evaluates_in_shards:
+    for name in chosen:  # every study checked before any work starts
+        if not STUDIES[name].evaluates_in_shards:
             raise app.UsageError(f"study {name!r} evaluates in one process: use --train_only --shard {index}/{count} "
                                  "for its trainings, then run it without --shard")
+    if _CACHED.value:
+        raise app.UsageError("--shard workers compute; --cached computes nothing: run --cached alone afterwards")
+    for name in chosen:
+        study = STUDIES[name]
         set_compute(True, runs={spec.key for spec in study.runs(quick)[index::count]})
         with tempfile.TemporaryDirectory() as scratch:
             try:
