@@ -107,3 +107,14 @@ def test_the_sweep_chooses_among_the_ema_weights_only():
              for lr, ema, fd in ((5e-4, True, 10.2), (5e-4, False, 11.7), (2e-3, True, 11.4), (2e-3, False, 7.0))]
     assert sweep_best(sweep, "E") == sweep[0]
     assert sweep_best(sweep + [{"arm": "E", "lr": 1e-3, "clip": 0.0, "ema": None}], "E") is None  # pending
+
+
+def test_the_report_names_each_arms_chosen_recipe_from_the_sweep():
+    from sde_edge.experiments.studies.comparison_text import chosen_recipes
+
+    def cell(arm, lr, clip, fd, ema=True):
+        return {"arm": arm, "lr": lr, "clip": clip, "ema": ema, "fd_val": fd, "fd_val_stderr": 1.0}
+
+    sweep = [cell("E", 5e-4, 0.0, 10.2), cell("E", 2e-3, 0.0, 11.4), cell("E-var", 5e-4, 0.0, 1.3e4),
+             cell("E-var", 5e-4, 1.0, 47.1), cell("D", 5e-4, 0.0, 4.9), cell("D", 2e-3, 0.0, None, ema=None)]
+    assert chosen_recipes(sweep) == "E lr 0.0005, E-var lr 0.0005, clip 1, D pending"

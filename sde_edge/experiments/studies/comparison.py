@@ -20,6 +20,7 @@ from sde_edge.experiments.studies.comparison_text import (
     PAPER_1,
     PAPER_GAIN,
     arm_table,
+    chosen_recipes,
     section_template,
     sweep_table,
 )
@@ -99,7 +100,8 @@ class Comparison(Study):
         claims = self._claims(summary, rows, final, quick, diverged)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
-                      n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs)
+                      n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs,
+                      recipes=chosen_recipes(sweep))
         template = section_template(self.title, self.intro, bool(self.swept(quick)))
         write_section(out, template, values, claims, {"rows": rows, "summary": summary, "sweep": sweep,
                                                        "pending": pending, "diverged": [

@@ -55,8 +55,8 @@ lies from the measured difference, in paired standard errors: a sign can be inco
 size the paper reports is ruled out. An inconclusive row says how many seeds would resolve a
 difference of its mean and seed spread.
 
-Two limits of the decomposition. Each arm trains with the recipe its own sweep chose (below: D-sigma
-at lr 2e-3, the others at 5e-4): the same search for every arm, not the same learning rate. And
+Two limits of the decomposition. Each arm trains with the recipe its own sweep chose (below:
+$recipes): the same search for every arm, not the same learning rate. And
 D vs D-sigma changes two things the paper's losses tie together: the weighting over t (1 against
 b(t)^2) and the network's target (eps against b(t) eps, an output scale the network, which sees t,
 can absorb). An arm predicting eps with the paper's weighting (loss b(t)^2 (eps_hat - eps)^2)
@@ -91,14 +91,14 @@ ARMS_TABLE = """
 $table
 
 Minutes are wall minutes of one run, $where
-(training: from its metrics.csv; evaluation: the three protocols of the row, 1,000 samples each).
+(training: from its metrics.csv; evaluation: the three protocols of the row, $n samples each).
 
 ![FD per arm](reproduction/$name/fd.png) ![FD against iteration](reproduction/$name/convergence.png)
 """
 
 
 def section_template(title, intro, with_sweep):
-    """The section's Markdown (string.Template: $arms, $final, $n, $sweep, $table, $name, $where)."""
+    """The section's Markdown (string.Template: $arms, $final, $n, $recipes, $sweep, $table, $name, $where)."""
     return "\n".join(["", f"## {title}", intro, *([SWEEP] if with_sweep else []), ARMS_TABLE])
 
 
@@ -109,6 +109,15 @@ def sweep_best(sweep, arm):
         return None
     best = min((r for r in mine if r["ema"]), key=lambda r: r["fd_val"])
     return best if math.isfinite(best["fd_val"]) else None  # every cell diverged: no recipe
+
+
+def chosen_recipes(sweep):
+    """The sweep's choice per arm in words ('E lr 0.0005, ...'; 'pending' for an arm still running)."""
+    def recipe(best):
+        if best is None:
+            return "pending"
+        return f"lr {best['lr']:g}" + (f", clip {best['clip']:g}" if best["clip"] else "")
+    return ", ".join(f"{arm} {recipe(sweep_best(sweep, arm))}" for arm in dict.fromkeys(r["arm"] for r in sweep))
 
 
 def sweep_table(sweep):
