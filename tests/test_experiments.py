@@ -68,9 +68,12 @@ def test_a_second_run_reuses_everything(quick_run):
     assert time.perf_counter() - started < first_seconds / 2
 
 
+def _run(*args, timeout=300):
+    return forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), *args], timeout=timeout)
+
+
 def _experiments(*args, timeout=300):
-    result = forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), *args],
-                        timeout=timeout)
+    result = _run(*args, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -181,7 +184,7 @@ def test_shard_workers_share_a_studys_runs_and_the_cached_report_needs_no_more(q
     _experiments("comparison", "--quick", "--shard=0/2", f"--root={partial}")
     evaluated = {path.name for path in (partial / "evals").iterdir()}
     assert evaluated and evaluated <= set(keys[0::2]), evaluated - set(keys[0::2])
-    assert not (partial / "REPRODUCTION.md").exists() and not (partial / "reproduction").exists()
+    assert not (partial / "REPRODUCTION.md").exists() and not (partial / "reproduction" / "comparison").exists()
     _experiments("comparison", "--quick", "--shard=1/2", f"--root={partial}")
     assert {path.name for path in (partial / "evals").iterdir()} == set(keys)
     result = _experiments("comparison", "--quick", "--cached", f"--root={partial}")
@@ -194,3 +197,30 @@ def test_shard_workers_share_a_studys_runs_and_the_cached_report_needs_no_more(q
         refused = forked.run([sys.executable, str(ROOT / "tools" / "experiments.py"), *args, "--quick",
                               f"--root={partial}"], timeout=120)
         assert refused.returncode != 0 and says in refused.stderr, refused.stderr[-500:]
+
+
+def test_a_report_rebuilt_from_the_published_folder_alone_has_every_result(quick_run, tmp_path):
+    root, _ = quick_run
+    fresh = tmp_path / "fresh"  # the published folder (with its kept records), no trainings, no evaluations
+    shutil.copytree(root / "reproduction", fresh / "reproduction")
+    before = {study: {name: (fresh / "reproduction" / study / name).read_text()
+                      for name in ("per_seed.csv", "claims.json", "section.md", "compute.json")
+                      if (fresh / "reproduction" / study / name).exists()}
+              for study in ("comparison", "unconditional")}
+
+    trained = _run("comparison", "--quick", "--train_only", f"--root={fresh}")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert not (fresh / "trainings").exists()  # every run was measured already: none is trained again
+
+    rebuilt = _run("all", "--quick", "--cached", f"--root={fresh}")
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    assert not (fresh / "trainings").exists()  # nothing trained
+    published = fresh / "reproduction"
+    for name, text in before["comparison"].items():  # from the kept records: the same numbers, verdicts, cost
+        assert (published / "comparison" / name).read_text() == text, name
+    # a study that reads its runs from the trainings root is pending here: its published section stands
+    assert "unconditional: pending here" in rebuilt.stdout
+    for name, text in before["unconditional"].items():
+        assert (published / "unconditional" / name).read_text() == text, name
+    claims = json.loads((published / "unconditional" / "claims.json").read_text())
+    assert all(c["verdict"] != "pending" for c in claims)

@@ -14,7 +14,12 @@ Studies are registered in ``sde_edge.experiments.registry`` (one module each und
 to --root/evals/, each study's CSV / JSON / figures to --root/<study>/; the study's small
 artifacts are copied to reproduction/<study>/ beside --report (default
 paper_appendix/REPRODUCTION.md; with --quick, --root/REPRODUCTION.md), whose claims table and
-sections are rebuilt from every study that has run.
+sections are rebuilt from every study that has run. What has been measured of each run (its
+evaluations, training minutes, gradient statistics, divergence) is also kept in
+reproduction/kept/<run>.json, committed with the report: a study reads a kept evaluation before it
+looks for the run's checkpoint, so the report is rebuilt without the trainings root and a later
+session trains only what was never measured. A study whose runs are neither on disk nor kept is
+pending there, and its published section is left as it was.
 """
 import json
 import shutil
@@ -29,6 +34,7 @@ import sde_edge.experiments.studies  # noqa: F401 (registers every study)
 from sde_edge.devices import set_cpu_threads
 from sde_edge.experiments.compute import compute_table, compute_used, record_compute
 from sde_edge.experiments.evaluate import Pending, set_compute
+from sde_edge.experiments.kept import kept_divergence, kept_training, set_kept
 from sde_edge.experiments.registry import STUDIES, claim_order, load_plugin
 from sde_edge.experiments.report import assemble
 from sde_edge.experiments.runs import ensure_trained
@@ -100,6 +106,16 @@ def parse_shard(text):
     return index, count
 
 
+def has_results(published):
+    """Whether a study's published folder holds results (not only a pending note) that a report
+    rebuilt without its runs must not overwrite."""
+    path = Path(published) / "results.json"
+    if not path.exists():
+        return False
+    results = json.loads(path.read_text())
+    return bool(results) and set(results) != {"pending"}
+
+
 def work_on_shard(chosen, root, quick, index, count):
     """One worker of n: train and evaluate the runs i, i+n, ... of each study (the other workers'
     work is pending here); the study's files go to a scratch folder, and no report is written."""
@@ -136,30 +152,35 @@ def main(argv):
         raise app.UsageError(f"unknown study {name!r}; choose from {list(STUDIES)} or 'all'")
     chosen = list(STUDIES) if name == "all" else [name]
     index, count = parse_shard(_SHARD.value)
-    if _TRAIN_ONLY.value:
-        specs = list({spec.key: spec for study in chosen for spec in STUDIES[study].runs(quick)}.values())
-        for spec in specs[index::count]:
-            ensure_trained(spec, root, quick=quick, progress=False)
-        return 0
-    if count > 1:
-        return work_on_shard(chosen, root, quick, index, count)
     report = (
         Path(_REPORT.value)
         if _REPORT.value
         else (root / "REPRODUCTION.md" if quick else ROOT / "paper_appendix" / "REPRODUCTION.md")
     )
     artifacts = report.parent / "reproduction"
+    set_kept(artifacts / "kept")  # what has been measured of each run, committed beside the report
+    if _TRAIN_ONLY.value:
+        specs = list({spec.key: spec for study in chosen for spec in STUDIES[study].runs(quick)}.values())
+        for spec in specs[index::count]:
+            if not (kept_training(spec, quick) or kept_divergence(spec, quick)):  # measured already: not again
+                ensure_trained(spec, root, quick=quick, progress=False)
+        return 0
+    if count > 1:
+        return work_on_shard(chosen, root, quick, index, count)
     timings_path = artifacts / "timings.json"
     for study in chosen:
         started = time.perf_counter()
         out = root / study
         out.mkdir(parents=True, exist_ok=True)
         set_compute(not _CACHED.value)
+        published = artifacts / study
         try:
             STUDIES[study].run(root, out, quick)
         except Pending as missing:
+            if has_results(published):  # this machine lacks the runs: the committed section stands
+                print(f"{study}: pending here ({missing}); its published section is kept", flush=True)
+                continue
             STUDIES[study].write_pending(out, missing)
-        published = artifacts / study
         published.mkdir(parents=True, exist_ok=True)
         for path in out.iterdir():
             if path.suffix in (".csv", ".json", ".png", ".md") and path.stat().st_size < 300_000:

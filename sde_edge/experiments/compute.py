@@ -1,11 +1,12 @@
-"""The compute each registered study has used: its trainings (from their metrics.csv) and its cached
-evaluations (their recorded wall_seconds), recorded beside each study's section so that the report
-keeps them when it is rebuilt on another machine."""
+"""The compute each registered study has used: its trainings (from their metrics.csv, else their kept
+records) and its evaluations (the recorded wall_seconds of the cache and of the kept records), recorded
+beside each study's section so that the report keeps them when it is rebuilt on another machine."""
 import json
 from pathlib import Path
 
+from sde_edge.experiments.kept import earlier_compute, final_step, keep_training, kept_records, kept_training
 from sde_edge.experiments.registry import STUDIES
-from sde_edge.experiments.runs import training_minutes
+from sde_edge.experiments.runs import is_trained, training_minutes
 
 COLUMNS = ("trainings on disk", "trainings (all)", "training wall (min)", "evaluations", "evaluation wall (min)",
            "evaluations timed")
@@ -18,20 +19,39 @@ def compute_used(root, quick=False):
     for name, study in STUDIES.items():
         own = [spec for spec in study.runs(quick) if spec.key not in counted]
         counted.update(spec.key for spec in own)
-        trainings[name] = {spec.key: training_minutes(spec, root) for spec in own}
-    evaluations = {name: [] for name in STUDIES}
+        trainings[name] = {spec.key: _training_minutes(spec, root, quick) for spec in own}
+    seconds = {}  # (run, step, slug) -> wall seconds: the cache on disk and the kept records, once each
     for path in Path(root, "evals").glob("*/**/*.json"):
-        run, slug = path.relative_to(Path(root, "evals")).parts[0], path.stem
+        metrics = json.loads(path.read_text())
+        run = path.relative_to(Path(root, "evals")).parts[0]
+        seconds[run, metrics.get("step", path.parent.name), path.stem] = metrics.get("wall_seconds")
+    for run, kept in kept_records():
+        for key, metrics in kept["evaluations"].items():
+            step, slug = key.split("/", 1)
+            seconds.setdefault((run, int(step), slug), metrics.get("wall_seconds"))
+    evaluations = {name: [] for name in STUDIES}
+    for (run, _, slug), wall in seconds.items():
         owner = next((name for name, study in STUDIES.items() if study.owns_evaluation(run, slug, quick)), None)
         if owner:
-            evaluations[owner].append(json.loads(path.read_text()).get("wall_seconds"))
-    rows = {}
+            evaluations[owner].append(wall)
+    rows, earlier = {}, earlier_compute()
     for name in STUDIES:
         minutes, timed = trainings[name], [t for t in evaluations[name] if t is not None]
-        rows[name] = dict(zip(COLUMNS, (sum(m > 0 for m in minutes.values()), len(minutes),
-                                        round(sum(minutes.values()), 1), len(evaluations[name]),
-                                        round(sum(timed) / 60, 1), len(timed))))
+        row = dict(zip(COLUMNS, (sum(m > 0 for m in minutes.values()), len(minutes), sum(minutes.values()),
+                                 len(evaluations[name]), sum(timed) / 60, len(timed))))
+        for column, value in earlier.get(name, {}).items():
+            if column in row and column != "trainings (all)":
+                row[column] += value
+        rows[name] = {k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}
     return rows
+
+
+def _training_minutes(spec, root, quick):
+    """A run's training minutes from its metrics.csv (kept once it is trained), else from its kept record."""
+    minutes = training_minutes(spec, root)
+    if minutes and is_trained(spec, root, quick):
+        keep_training(spec, {"train_minutes": minutes, "steps": final_step(spec, quick)}, quick)
+    return minutes or kept_training(spec, quick).get("train_minutes", 0)
 
 
 def record_compute(rows, artifacts):

@@ -16,6 +16,7 @@ import torch
 from sde_edge.checkpoint import checkpoint_path, checkpoint_paths
 from sde_edge.config import image_shape
 from sde_edge.data import load_dataset
+from sde_edge.experiments.kept import keep_evaluation, kept_evaluation
 from sde_edge.experiments.runs import workdir_of
 from sde_edge.figures import save_grid
 from sde_edge.metrics.features import ClassifierFeatures
@@ -116,11 +117,17 @@ def cache_path(spec, root, protocol, step=None):
 
 
 def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
-    """The metrics of one checkpoint (default: the last) under ``protocol``; cached on disk."""
+    """The metrics of one checkpoint (default: the last) under ``protocol``; cached on disk and kept
+    (``kept``: a kept evaluation needs neither the checkpoint nor the cache)."""
+    kept = kept_evaluation(spec, protocol.slug, step, quick)
+    if kept is not None:
+        return kept
     checkpoint = _checkpoint(spec, root, step)
     cache = cache_path(spec, root, protocol, step)
     if cache.exists():
-        return json.loads(cache.read_text())
+        metrics = json.loads(cache.read_text())
+        keep_evaluation(spec, protocol.slug, metrics, quick)  # a cache from before keeping began
+        return metrics
     require_compute(f"{spec.key} {checkpoint.stem} {protocol.slug}", spec.key)
     started = time.perf_counter()
     run = load_run(checkpoint, use_ema=protocol.ema)
@@ -152,6 +159,7 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     if protocol.t0 is None:
         save_grid(result.samples[:64], cache.with_suffix(".png"))
     write_json_atomically(metrics, cache)
+    keep_evaluation(spec, protocol.slug, metrics, quick)
     return metrics
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sde_edge.checkpoint import checkpoint_paths, checkpoint_step
 from sde_edge.config import load_config
+from sde_edge.experiments.kept import keep_divergence, kept_divergence
 from sde_edge.train import DivergenceError, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -64,11 +65,15 @@ def is_trained(spec, root, quick=False):
 DIVERGED = "diverged.txt"  # a run's marker: its training diverged (the reason inside); delete it to try again
 
 
-def raise_if_diverged(spec, root):
-    """``DivergenceError`` with the kept reason if the run's training diverged before."""
+def raise_if_diverged(spec, root, quick=False):
+    """``DivergenceError`` with the reason if the run's training diverged before (its marker, or the
+    kept record where the trainings root is gone)."""
     marker = workdir_of(spec, root) / DIVERGED
     if marker.exists():
+        keep_divergence(spec, marker.read_text(), quick)
         raise DivergenceError(marker.read_text())
+    if kept_divergence(spec, quick) is not None:
+        raise DivergenceError(kept_divergence(spec, quick))
 
 
 def ensure_trained(spec, root, quick=False, progress=True):
@@ -76,13 +81,14 @@ def ensure_trained(spec, root, quick=False, progress=True):
     not a failure of the study: its reason is kept in the workdir and ``DivergenceError`` raised, now
     and on every later call (a sweep's cell without clipping may do this)."""
     workdir = workdir_of(spec, root)
-    raise_if_diverged(spec, root)
+    raise_if_diverged(spec, root, quick)
     if not is_trained(spec, root, quick):
         print(f"training {spec.key} in {workdir}", flush=True)
         try:
             train(spec.build_config(quick), workdir, progress=progress)
         except DivergenceError as error:
             (workdir / DIVERGED).write_text(str(error))
+            keep_divergence(spec, str(error), quick)
             raise
     return workdir
 

@@ -9,6 +9,7 @@ from string import Template
 import numpy as np
 
 from sde_edge.experiments.evaluate import Protocol, require_compute
+from sde_edge.experiments.kept import kept_evaluation
 from sde_edge.experiments.report import pm, write_study
 from sde_edge.experiments.runs import (
     BLUR_SIGMAS,
@@ -98,10 +99,18 @@ def class_share_table(summary, datasets, sampler, label_key="model"):
 def ensure_trained_spec(spec, root, quick):
     """The run, trained first if it is not (``Pending`` when computing is off)."""
     if not is_trained(spec, root, quick):
-        raise_if_diverged(spec, root)  # a kept result, also when nothing may be computed
+        raise_if_diverged(spec, root, quick)  # a kept result, also when nothing may be computed
         require_compute(f"training {spec.key}", spec.key)
         ensure_trained(spec, root, quick=quick, progress=False)
     return spec
+
+
+def trained_unless_kept(spec, root, quick, protocols, step=None):
+    """The run, trained first (``ensure_trained_spec``) unless every evaluation of ``protocols`` at
+    ``step`` (``None``: its last checkpoint) is kept: then neither it nor its checkpoints are needed."""
+    if all(kept_evaluation(spec, protocol.slug, step, quick) is not None for protocol in protocols):
+        return spec
+    return ensure_trained_spec(spec, root, quick)
 
 
 def trained_unconditional(budget, root, models=None):

@@ -6,11 +6,12 @@ import math
 import re
 
 from sde_edge.experiments.evaluate import Pending, evaluate, mean_and_stderr
+from sde_edge.experiments.kept import kept_steps
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.report import aggregate, compare, pm
-from sde_edge.experiments.runs import QUICK_MILESTONE, is_trained, milestone_steps, training_minutes
+from sde_edge.experiments.runs import QUICK_MILESTONE, milestone_steps
 from sde_edge.experiments.studies import comparison_runs as cr
-from sde_edge.experiments.studies.common import ensure_trained_spec, lines, metrics_row, write_section
+from sde_edge.experiments.studies.common import lines, metrics_row, trained_unless_kept, write_section
 from sde_edge.experiments.studies.comparison_figures import convergence_figure, paired_fd_figure
 from sde_edge.experiments.studies.comparison_text import (
     CLAIMS,
@@ -117,7 +118,7 @@ class Comparison(Study):
             for lr, clip in cr.sweep_grid(quick):
                 spec = cr.sweep_run(setting, arm, lr, clip)
                 try:
-                    ensure_trained_spec(spec, root, quick)
+                    trained_unless_kept(spec, root, quick, cr.sweep_protocols(quick))
                     for protocol in cr.sweep_protocols(quick):
                         metrics = evaluate(spec, root, protocol, quick=quick)
                         rows.append({"arm": arm, "lr": lr, "clip": clip, "ema": protocol.ema, "fd_val": metrics["fd"],
@@ -133,12 +134,14 @@ class Comparison(Study):
     def _curve(self, root, quick):
         """FD (ddim@50, 500 samples) of the main setting's runs at every kept milestone checkpoint."""
         rows, setting, every = [], self.settings(quick)[0], QUICK_MILESTONE if quick else cr.MILESTONES
+        protocol = cr.curve_protocol(quick)
         for arm in setting.arms:
             for seed in setting.seeds:
                 spec = cr.run_of(setting, arm, seed)
-                for step in [s for s in milestone_steps(spec, root, quick) if s % every == 0]:
+                steps = set(milestone_steps(spec, root, quick)) | set(kept_steps(spec, protocol.slug, quick))
+                for step in sorted(s for s in steps if s % every == 0):
                     try:
-                        metrics = evaluate(spec, root, cr.curve_protocol(quick), step=step, quick=quick)
+                        metrics = evaluate(spec, root, protocol, step=step, quick=quick)
                     except Pending:
                         continue
                     rows.append({"arm": arm, "seed": seed, "iteration": step, "fd": metrics["fd"]})
@@ -146,17 +149,22 @@ class Comparison(Study):
 
     @staticmethod
     def _evaluate(spec, setting, arm, seed, root, quick):
-        ensure_trained_spec(spec, root, quick)
-        rows, seconds = [], 0.0
-        for protocol in cr.protocols(quick):
-            metrics = evaluate(spec, root, cr.with_sampling(protocol, arm), quick=quick)
-            seconds += metrics.get("wall_seconds") or 0.0
+        protocols = [cr.with_sampling(protocol, arm) for protocol in cr.protocols(quick)]
+        trained_unless_kept(spec, root, quick, protocols)
+        rows, seconds = [], []
+        for protocol in protocols:
+            metrics = evaluate(spec, root, protocol, quick=quick)
+            seconds.append(metrics.get("wall_seconds"))
             rows.append(metrics_row(metrics, setting=setting.name, arm=arm.label, seed=seed,
                                     sampler=f"{protocol.sampler}@{protocol.steps}"))
-        median, clipped = cr.gradient_statistics(spec, root)
-        for row in rows:  # the run's cost: its training and its three verdict evaluations, wall minutes
-            row.update(grad_norm_median=median, clipped_share=clipped, train_minutes=training_minutes(spec, root),
-                       eval_minutes=seconds / 60)
+        facts = cr.training_facts(spec, root, quick)
+        # the run's cost: its training and its three verdict evaluations, wall minutes (a record rebuilt
+        # from the tables of an earlier report has the run's total only: its evaluations carry none)
+        minutes = sum(seconds) / 60 if None not in seconds else facts.get("eval_minutes", math.nan)
+        for row in rows:
+            row.update(grad_norm_median=facts.get("grad_norm_median", math.nan),
+                       clipped_share=facts.get("clipped_share", math.nan),
+                       train_minutes=facts.get("train_minutes", math.nan), eval_minutes=minutes)
         return rows
 
     @staticmethod
@@ -173,9 +181,9 @@ class Comparison(Study):
         )
         entry = next((e for e in entries if e["sampler"] == final), entries[0])
         fds = [r["fd"] for r in mine if r["sampler"] == entry["sampler"]]
+        trained = sum(bool(cr.training_facts(cr.run_of(setting, arm, s), root, quick)) for s in setting.seeds)
         entry.update(fd_min=min(fds), fd_max=max(fds), complete=entry["seeds"] == len(setting.seeds),
-                     seeds_of=len(setting.seeds), trained=sum(is_trained(cr.run_of(setting, arm, s), root, quick)
-                                                              for s in setting.seeds))
+                     seeds_of=len(setting.seeds), trained=trained)
         for other in entries:
             if other is not entry:
                 entry[f"fd_{other['sampler']}"], entry[f"fd_{other['sampler']}_se"] = other["fd"], other["fd_se"]

@@ -5,7 +5,8 @@ import statistics
 from dataclasses import dataclass
 
 from sde_edge.experiments.evaluate import Protocol
-from sde_edge.experiments.runs import RunSpec, workdir_of
+from sde_edge.experiments.kept import final_step, keep_training, kept_training
+from sde_edge.experiments.runs import RunSpec, is_trained, training_minutes, workdir_of
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,15 @@ def gradient_statistics(spec, root):
         return float("nan"), float("nan")
     share = sum(n > clip for n in norms) / len(norms) if clip > 0 else 0.0
     return statistics.median(norms), share
+
+
+def training_facts(spec, root, quick=False):
+    """{train_minutes, grad_norm_median, clipped_share, steps} of a trained run, read from its metrics.csv
+    and kept; where the run is not on disk, what was kept of it ({} if nothing)."""
+    if not is_trained(spec, root, quick):
+        return kept_training(spec, quick)
+    median, clipped = gradient_statistics(spec, root)
+    facts = {"train_minutes": training_minutes(spec, root), "grad_norm_median": median, "clipped_share": clipped,
+             "steps": final_step(spec, quick)}
+    keep_training(spec, facts, quick)
+    return facts

@@ -1,0 +1,132 @@
+"""Kept results: what the studies have measured of each run, committed beside the report
+(``paper_appendix/reproduction/kept/<run>.json``), so that the report outlives the trainings root
+(a fresh checkout, another machine, a session whose disk did not survive).
+
+A run's record holds the run it was measured for (config file, seed, overrides), its training facts
+(wall minutes, median gradient norm, share of clipped steps: read from its metrics.csv once it is
+trained), its divergence if it diverged, and every evaluation of it by checkpoint step and protocol
+slug. ``evaluate`` returns a kept evaluation before it looks for a checkpoint and keeps each one it
+computes. A record made for another spec (the run's config file, seed or overrides changed since)
+is ignored, so a changed run is trained and measured again. Off (``None``) unless
+``tools/experiments.py`` names the folder: library callers keep nothing.
+"""
+import json
+from pathlib import Path
+
+_STORE = {"folder": None}
+
+
+def set_kept(folder):
+    """Keep records in ``folder`` (``None``: keep and read nothing)."""
+    _STORE["folder"] = None if folder is None else Path(folder)
+
+
+def kept_folder():
+    return _STORE["folder"]
+
+
+def _plain(value):
+    """JSON's view of a value (tuples as lists), so that a spec compares equal to its stored form."""
+    return json.loads(json.dumps(value))
+
+
+def fingerprint(spec, quick=False):
+    """What a record was measured for: the run's config file, seed, overrides and budget."""
+    return _plain({"config": spec.config, "seed": spec.seed, "quick": bool(quick),
+                   "overrides": {k: spec.overrides[k] for k in sorted(spec.overrides)}})
+
+
+def _path(spec):
+    return _STORE["folder"] / f"{spec.key}.json"
+
+
+def record(spec, quick=False):
+    """The run's record, or ``None`` (nothing kept, keeping off, or kept for another spec)."""
+    if _STORE["folder"] is None or not _path(spec).exists():
+        return None
+    data = json.loads(_path(spec).read_text())
+    return data if data.get("spec") == fingerprint(spec, quick) else None
+
+
+def _update(spec, quick, change):
+    if _STORE["folder"] is None:
+        return
+    data = record(spec, quick) or {"spec": fingerprint(spec, quick), "training": {}, "evaluations": {}}
+    before = json.dumps(data, sort_keys=True)
+    change(data)
+    if json.dumps(data, sort_keys=True) == before:
+        return
+    path = _path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")  # a killed process leaves the old record or none
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def final_step(spec, quick=False):
+    return int(spec.build_config(quick).training.n_iters)
+
+
+def _evaluation_key(step, slug):
+    return f"{int(step)}/{slug}"
+
+
+def kept_evaluation(spec, slug, step=None, quick=False):
+    """The kept metrics of the run's checkpoint ``step`` (``None``: its last) under protocol ``slug``."""
+    data = record(spec, quick)
+    if data is None:
+        return None
+    return data["evaluations"].get(_evaluation_key(final_step(spec, quick) if step is None else step, slug))
+
+
+def keep_evaluation(spec, slug, metrics, quick=False):
+    """Keep the metrics of one evaluation (``metrics['step']`` names its checkpoint)."""
+    _update(spec, quick, lambda data: data["evaluations"].__setitem__(_evaluation_key(metrics["step"], slug),
+                                                                       _plain(metrics)))
+
+
+def kept_steps(spec, slug, quick=False):
+    """The checkpoint steps with a kept evaluation under ``slug``, in order."""
+    data = record(spec, quick) or {"evaluations": {}}
+    suffix = f"/{slug}"
+    return sorted(int(key[: -len(suffix)]) for key in data["evaluations"] if key.endswith(suffix))
+
+
+def kept_training(spec, quick=False):
+    """The run's kept training facts ({} if none): train_minutes, grad_norm_median, clipped_share, steps."""
+    data = record(spec, quick)
+    return dict(data["training"]) if data else {}
+
+
+def keep_training(spec, facts, quick=False):
+    _update(spec, quick, lambda data: data["training"].update(_plain(facts)))
+
+
+def kept_divergence(spec, quick=False):
+    """Why the run's training diverged, if that is kept (else ``None``)."""
+    data = record(spec, quick)
+    return data.get("diverged") if data else None
+
+
+def keep_divergence(spec, reason, quick=False):
+    _update(spec, quick, lambda data: data.__setitem__("diverged", str(reason)))
+
+
+def kept_records():
+    """(run key, record) of every kept run; for the compute accounting."""
+    folder = _STORE["folder"]
+    if folder is None or not folder.is_dir():
+        return []
+    return [(path.stem, json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))
+            if not path.name.startswith("_")]
+
+
+EARLIER = "_earlier.json"  # {study: {compute column: value}}: compute recorded before its runs were kept
+
+
+def earlier_compute():
+    """What each study's accounting held before keeping began, less what its kept records account for
+    (the trainings and evaluations whose per-run numbers were lost with their root); {} if none."""
+    folder = _STORE["folder"]
+    path = None if folder is None else folder / EARLIER
+    return json.loads(path.read_text()) if path is not None and path.exists() else {}

@@ -1,0 +1,30 @@
+"""Kept records (sde_edge.experiments.kept): a record made for another run spec or budget is ignored.
+The report rebuilt from them alone: tests/test_experiments.py."""
+from sde_edge.experiments import kept
+from sde_edge.experiments.runs import RunSpec
+
+
+def test_a_record_kept_for_another_spec_or_budget_is_ignored(tmp_path):
+    kept.set_kept(tmp_path)
+    try:
+        spec = RunSpec("run-a", "paper/shapes_edge.py", 0, {"optim.lr": 5e-4, "model.ch_mult": (1, 2)})
+        kept.keep_evaluation(spec, "ddpm500_n1000_seed0", {"fd": 3.0, "step": 10_000})
+        kept.keep_training(spec, {"train_minutes": 60.0})
+        kept.keep_divergence(RunSpec("run-b", "paper/shapes_edge.py", 0), "training diverged at step 7")
+        assert kept.kept_evaluation(spec, "ddpm500_n1000_seed0", step=10_000)["fd"] == 3.0
+        assert kept.kept_evaluation(spec, "ddpm500_n1000_seed0", step=5_000) is None  # another checkpoint
+        assert kept.kept_evaluation(spec, "ddim50_n1000_seed0", step=10_000) is None  # another protocol
+        assert kept.kept_training(spec) == {"train_minutes": 60.0}
+        changed = RunSpec("run-a", "paper/shapes_edge.py", 0, {"optim.lr": 2e-3, "model.ch_mult": (1, 2)})
+        for other in (changed, RunSpec("run-a", "paper/shapes_edge.py", 1, spec.overrides),
+                      RunSpec("run-a", "paper/shapes_ddpm.py", 0, spec.overrides)):
+            assert kept.kept_evaluation(other, "ddpm500_n1000_seed0", step=10_000) is None
+            assert kept.kept_training(other) == {}
+        assert kept.kept_training(spec, quick=True) == {}  # the --quick budget is another run
+        assert kept.kept_divergence(RunSpec("run-b", "paper/shapes_edge.py", 0)) == "training diverged at step 7"
+        assert [key for key, _ in kept.kept_records()] == ["run-a", "run-b"]
+        kept.keep_evaluation(changed, "ddpm500_n1000_seed0", {"fd": 4.0, "step": 10_000})  # replaces the old
+        assert kept.kept_evaluation(spec, "ddpm500_n1000_seed0", step=10_000) is None
+    finally:
+        kept.set_kept(None)
+    assert kept.kept_evaluation(spec, "ddpm500_n1000_seed0", step=10_000) is None  # keeping off: nothing read
