@@ -75,7 +75,11 @@ SWEEP = """
 Learning rate and gradient clipping (none, as in the released code, or 1.0), judged by the FD
 (ddim@50, 500 samples) of the EMA weights (0.999) against a validation split of 10% carved out of
 the train split (the test split is never read), one training seed, 2,500 iterations, the same grid
-for every arm. The configs in `configs/paper/` carry each arm's best. The raw weights are shown but
+for every arm. The configs in `configs/paper/` carry each arm's best. A sweep this short judges
+how fast a recipe learns as much as where it ends, so it can favour a fast recipe over one that ends
+better: the convergence figure shows how far a 2,500-iteration FD can sit from the 10,000-iteration
+one (E-var's seeds fall from about 30-45 to 11-13). E-var's choice was forced all the same: its
+other cells diverged or did not learn. The raw weights are shown but
 are not candidates: one checkpoint's raw-weight FD is a snapshot of a swinging quantity, so a
 single evaluation cannot rank them. A first E run with the raw weights at lr 2e-3, the sweep's
 best cell when they were candidates, measured FD 33.3 ± 1.8, 10.3 ± 2.0 and 17.1 ± 2.7 at 2.5k,
