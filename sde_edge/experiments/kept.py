@@ -7,7 +7,8 @@ A run's record holds the run it was measured for (config file, seed, overrides),
 trained), its divergence if it diverged, and every evaluation of it by checkpoint step and protocol
 slug. ``evaluate`` returns a kept evaluation before it looks for a checkpoint and keeps each one it
 computes. A record made for another spec (the run's config file, seed or overrides changed since)
-is ignored, so a changed run is trained and measured again. Off (``None``) unless
+is ignored, so a changed run is trained and measured again; to measure an unchanged run again (a
+fix in the trainer or the metrics), delete its record. Off (``None``) unless
 ``tools/experiments.py`` names the folder: library callers keep nothing.
 """
 import json

@@ -62,7 +62,8 @@ def is_trained(spec, root, quick=False):
     return bool(steps) and steps[-1] >= spec.build_config(quick).training.n_iters
 
 
-DIVERGED = "diverged.txt"  # a run's marker: its training diverged (the reason inside); delete it to try again
+DIVERGED = "diverged.txt"  # a run's marker: its training diverged (the reason inside); delete it and the
+# run's kept record (kept.py) to try again
 
 
 def raise_if_diverged(spec, root, quick=False):
