@@ -78,7 +78,7 @@ the train split (the test split is never read), one training seed, 2,500 iterati
 for every arm. The configs in `configs/paper/` carry each arm's best. A sweep this short judges
 how fast a recipe learns as much as where it ends, so it can favour a fast recipe over one that ends
 better: the convergence figure shows how far a 2,500-iteration FD can sit from the 10,000-iteration
-one (E-var's seeds fall from about 30-45 to 11-13). E-var's choice was forced all the same: its
+one (E-var's seeds fall from about 30-45 to 11-18). E-var's choice was forced all the same: its
 other cells diverged or did not learn. The raw weights are shown but
 are not candidates: one checkpoint's raw-weight FD is a snapshot of a swinging quantity, so a
 single evaluation cannot rank them. A first E run with the raw weights at lr 2e-3, the sweep's
