@@ -28,3 +28,28 @@ def test_a_record_kept_for_another_spec_or_budget_is_ignored(tmp_path):
     finally:
         kept.set_kept(None)
     assert kept.kept_evaluation(spec, "ddpm500_n1000_seed0", step=10_000) is None  # keeping off: nothing read
+
+
+def _keep_many(folder, first):
+    kept.set_kept(folder)
+    spec = RunSpec("shared", "paper/shapes_edge.py", 0)
+    for step in range(first, first + 40):
+        kept.keep_evaluation(spec, "ddim50_n500_seed0", {"fd": float(step), "step": step})
+
+
+def test_processes_keeping_the_same_run_side_by_side_lose_nothing(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_keep_many, args=(tmp_path, first)) for first in (0, 1000)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    kept.set_kept(tmp_path)
+    try:
+        steps = kept.kept_steps(RunSpec("shared", "paper/shapes_edge.py", 0), "ddim50_n500_seed0")
+    finally:
+        kept.set_kept(None)
+    assert steps == list(range(40)) + list(range(1000, 1040))

@@ -11,6 +11,7 @@ is ignored, so a changed run is trained and measured again; to measure an unchan
 fix in the trainer or the metrics), delete its record. Off (``None``) unless
 ``tools/experiments.py`` names the folder: library callers keep nothing.
 """
+import fcntl
 import json
 from pathlib import Path
 
@@ -50,18 +51,21 @@ def record(spec, quick=False):
 
 
 def _update(spec, quick, change):
+    """Read, change and write the run's record under a lock on the folder: processes side by side (a
+    worker evaluating, a report counting compute) never drop each other's entries."""
     if _STORE["folder"] is None:
-        return
-    data = record(spec, quick) or {"spec": fingerprint(spec, quick), "training": {}, "evaluations": {}}
-    before = json.dumps(data, sort_keys=True)
-    change(data)
-    if json.dumps(data, sort_keys=True) == before:
         return
     path = _path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")  # a killed process leaves the old record or none
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+    with open(path.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = record(spec, quick) or {"spec": fingerprint(spec, quick), "training": {}, "evaluations": {}}
+        before = json.dumps(data, sort_keys=True)
+        change(data)
+        if json.dumps(data, sort_keys=True) != before:
+            tmp = path.with_name(f".{path.name}.tmp")  # a killed process leaves the old record or none
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.replace(path)
 
 
 def final_step(spec, quick=False):
