@@ -66,8 +66,8 @@ def record_compute(rows, artifacts):
 
 def compute_table(artifacts):
     """Markdown: the recorded compute of every registered study (``record_compute``)."""
-    lines = ["| study | trainings on disk (all) | training wall (min) | evaluations | evaluation wall (min) |",
-             "|---|---|---|---|---|"]
+    lines = ["| study | trainings done, on disk or kept (all) | training wall (min) | evaluations "
+             "| evaluation wall (min) |", "|---|---|---|---|---|"]
     for name in STUDIES:
         path = Path(artifacts) / name / "compute.json"
         if not path.exists():
