@@ -53,3 +53,22 @@ def test_processes_keeping_the_same_run_side_by_side_lose_nothing(tmp_path):
     finally:
         kept.set_kept(None)
     assert steps == list(range(40)) + list(range(1000, 1040))
+
+
+def test_a_kept_divergence_is_raised_without_the_runs_marker_and_never_trained_again(tmp_path):
+    import pytest
+
+    from sde_edge.experiments.runs import ensure_trained, raise_if_diverged
+    from sde_edge.train import DivergenceError
+
+    spec = RunSpec("sweep-cell", "paper/digits_edge.py", 0, {"optim.lr": 2e-3})
+    kept.set_kept(tmp_path / "kept")
+    try:
+        kept.keep_divergence(spec, "training diverged at step 123: loss nan")
+        with pytest.raises(DivergenceError, match="step 123"):
+            raise_if_diverged(spec, tmp_path / "root")
+        with pytest.raises(DivergenceError, match="step 123"):
+            ensure_trained(spec, tmp_path / "root", progress=False)
+    finally:
+        kept.set_kept(None)
+    assert not (tmp_path / "root").exists()  # nothing trained
