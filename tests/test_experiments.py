@@ -211,6 +211,10 @@ def test_a_report_rebuilt_from_the_published_folder_alone_has_every_result(quick
     trained = _run("comparison", "--quick", "--train_only", f"--root={fresh}")
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert not (fresh / "trainings").exists()  # every run was measured already: none is trained again
+    for shard in ("0/2", "1/2"):  # nor do the study's own workers, which train and evaluate
+        worker = _run("comparison", "--quick", f"--shard={shard}", f"--root={fresh}")
+        assert worker.returncode == 0, worker.stderr[-2000:]
+    assert not (fresh / "trainings").exists() and not (fresh / "evals").exists()
 
     rebuilt = _run("all", "--quick", "--cached", f"--root={fresh}")
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
