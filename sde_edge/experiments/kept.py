@@ -23,10 +23,6 @@ def set_kept(folder):
     _STORE["folder"] = None if folder is None else Path(folder)
 
 
-def kept_folder():
-    return _STORE["folder"]
-
-
 def _plain(value):
     """JSON's view of a value (tuples as lists), so that a spec compares equal to its stored form."""
     return json.loads(json.dumps(value))
