@@ -228,3 +228,18 @@ def test_a_report_rebuilt_from_the_published_folder_alone_has_every_result(quick
         assert (published / "unconditional" / name).read_text() == text, name
     claims = json.loads((published / "unconditional" / "claims.json").read_text())
     assert all(c["verdict"] != "pending" for c in claims)
+
+
+def test_train_only_trains_a_run_whose_training_is_kept_but_not_its_evaluations(quick_run, tmp_path):
+    root, _ = quick_run
+    fresh = tmp_path / "fresh"
+    shutil.copytree(root / "reproduction", fresh / "reproduction")
+    records = sorted((fresh / "reproduction" / "kept").glob("cmp-*.json"))
+    assert records
+    unmeasured = records[0]  # its training facts stay kept; its evaluations are gone
+    data = json.loads(unmeasured.read_text())
+    assert data["training"] and data["evaluations"]
+    unmeasured.write_text(json.dumps({**data, "evaluations": {}}))
+    trained = _run("comparison", "--quick", "--train_only", f"--root={fresh}")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert {path.name for path in (fresh / "trainings").iterdir()} == {unmeasured.stem}

@@ -34,11 +34,11 @@ import sde_edge.experiments.studies  # noqa: F401 (registers every study)
 from sde_edge.devices import set_cpu_threads
 from sde_edge.experiments.compute import compute_table, compute_used, record_compute
 from sde_edge.experiments.evaluate import Pending, set_compute
-from sde_edge.experiments.kept import kept_divergence, kept_training, set_kept
+from sde_edge.experiments.kept import set_kept
 from sde_edge.experiments.registry import STUDIES, claim_order, load_plugin
 from sde_edge.experiments.report import assemble
 from sde_edge.experiments.runs import ensure_trained
-from sde_edge.train import TrainingInterrupted
+from sde_edge.train import DivergenceError, TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 _ROOT = flags.DEFINE_string("root", "runs/experiments", "Where trainings, evaluations and study outputs go.")
@@ -160,10 +160,17 @@ def main(argv):
     artifacts = report.parent / "reproduction"
     set_kept(artifacts / "kept")  # what has been measured of each run, committed beside the report
     if _TRAIN_ONLY.value:
-        specs = list({spec.key: spec for study in chosen for spec in STUDIES[study].runs(quick)}.values())
-        for spec in specs[index::count]:
-            if not (kept_training(spec, quick) or kept_divergence(spec, quick)):  # measured already: not again
+        owners = {}  # run key -> (spec, the chosen studies that need it)
+        for study in chosen:
+            for spec in STUDIES[study].runs(quick):
+                owners.setdefault(spec.key, (spec, []))[1].append(STUDIES[study])
+        for spec, studies in list(owners.values())[index::count]:
+            if all(study.measured(spec, quick) for study in studies):  # every study has kept what it needs
+                continue
+            try:
                 ensure_trained(spec, root, quick=quick, progress=False)
+            except DivergenceError as error:  # a result, kept with the run: the study reports it
+                print(f"{spec.key}: {error}", flush=True)
         return 0
     if count > 1:
         return work_on_shard(chosen, root, quick, index, count)

@@ -4,9 +4,9 @@ beside each study's section so that the report keeps them when it is rebuilt on 
 import json
 from pathlib import Path
 
-from sde_edge.experiments.kept import earlier_compute, final_step, keep_training, kept_records, kept_training
+from sde_edge.experiments.kept import earlier_compute, kept_records
 from sde_edge.experiments.registry import STUDIES
-from sde_edge.experiments.runs import is_trained, training_minutes
+from sde_edge.experiments.runs import training_facts, training_minutes
 
 COLUMNS = ("trainings on disk", "trainings (all)", "training wall (min)", "evaluations", "evaluation wall (min)",
            "evaluations timed")
@@ -47,11 +47,9 @@ def compute_used(root, quick=False):
 
 
 def _training_minutes(spec, root, quick):
-    """A run's training minutes from its metrics.csv (kept once it is trained), else from its kept record."""
-    minutes = training_minutes(spec, root)
-    if minutes and is_trained(spec, root, quick):
-        keep_training(spec, {"train_minutes": minutes, "steps": final_step(spec, quick)}, quick)
-    return minutes or kept_training(spec, quick).get("train_minutes", 0)
+    """A run's training minutes: of a trained run from its metrics.csv (and kept), else its kept record's,
+    else what a run still training has used so far."""
+    return training_facts(spec, root, quick).get("train_minutes") or training_minutes(spec, root)
 
 
 def record_compute(rows, artifacts):

@@ -10,6 +10,7 @@ loaded with ``tools/experiments.py --plugin FILE``).
 import importlib.util
 from pathlib import Path
 
+from sde_edge.experiments.kept import kept_divergence
 from sde_edge.experiments.report import write_study
 
 STUDIES = {}  # name -> Study, in the order the report shows them
@@ -30,6 +31,11 @@ class Study:
     def runs(self, quick=False):
         """The training runs (``RunSpec``) the study needs: ``--train_only`` trains these."""
         return []
+
+    def measured(self, spec, quick=False):
+        """Whether everything the study needs of a run is kept (kept.py), so that ``--train_only`` need
+        not train it: here only a kept divergence; a study that keeps its evaluations says more."""
+        return kept_divergence(spec, quick) is not None
 
     def owns_evaluation(self, run_key, slug, quick=False):
         """Whether a cached evaluation (run key, protocol slug) is this study's, for the compute table."""

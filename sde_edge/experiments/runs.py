@@ -5,12 +5,13 @@ convergence and frequency studies read them) and the held-out loss logged. A run
 and a finished one is reused: ``ensure_trained`` only trains what is missing.
 """
 import csv
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sde_edge.checkpoint import checkpoint_paths, checkpoint_step
 from sde_edge.config import load_config
-from sde_edge.experiments.kept import keep_divergence, kept_divergence
+from sde_edge.experiments.kept import final_step, keep_divergence, keep_training, kept_divergence, kept_training
 from sde_edge.train import DivergenceError, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -107,6 +108,38 @@ def training_minutes(spec, root):
                 seconds += (int(row["step"]) - previous) / float(row["steps_per_sec"])
                 previous = int(row["step"])
     return seconds / 60
+
+
+def gradient_statistics(spec, root):
+    """(median gradient norm, share of logged steps whose norm exceeded the clip) from metrics.csv
+    (the norm before clipping, sampled every ``training.log_freq`` steps); NaNs for a run not started."""
+    path = workdir_of(spec, root) / "metrics.csv"
+    if not path.exists():
+        return float("nan"), float("nan")
+    with open(path, newline="") as handle:
+        norms = [float(r["grad_norm"]) for r in csv.DictReader(handle) if r.get("grad_norm")]
+    clip = float(spec.overrides.get("optim.grad_clip", spec.build_config().optim.grad_clip))
+    if not norms:
+        return float("nan"), float("nan")
+    share = sum(n > clip for n in norms) / len(norms) if clip > 0 else 0.0
+    return statistics.median(norms), share
+
+
+def training_facts(spec, root, quick=False):
+    """{train_minutes, grad_norm_median, clipped_share, steps} of a trained run, read from its metrics.csv
+    and kept; where the run is not on disk, what was kept of it ({} if nothing)."""
+    if not is_trained(spec, root, quick):
+        return kept_training(spec, quick)
+    median, clipped = gradient_statistics(spec, root)
+    facts = {"train_minutes": training_minutes(spec, root), "grad_norm_median": median, "clipped_share": clipped,
+             "steps": final_step(spec, quick)}
+    keep_training(spec, facts, quick)
+    return facts
+
+
+def trained_or_kept(spec, root, quick=False):
+    """Whether the run is trained here or its training is kept (kept.py) from where it ran."""
+    return is_trained(spec, root, quick) or bool(kept_training(spec, quick))
 
 
 def milestone(quick):

@@ -6,10 +6,10 @@ import math
 import re
 
 from sde_edge.experiments.evaluate import Pending, evaluate, mean_and_stderr
-from sde_edge.experiments.kept import kept_steps
+from sde_edge.experiments.kept import kept_evaluation, kept_steps
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.report import aggregate, compare, pm
-from sde_edge.experiments.runs import QUICK_MILESTONE, milestone_steps
+from sde_edge.experiments.runs import QUICK_MILESTONE, milestone_steps, trained_or_kept, training_facts
 from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.experiments.studies.common import lines, metrics_row, trained_unless_kept, write_section
 from sde_edge.experiments.studies.comparison_figures import convergence_figure, paired_fd_figure
@@ -64,6 +64,17 @@ class Comparison(Study):
         for arm in main.arms[2:]:
             runs += sweep(arm) + [cr.run_of(main, arm, s) for s in main.seeds]
         return runs + [cr.run_of(setting, a, s) for setting in others for s in setting.seeds for a in setting.arms]
+
+    def measured(self, spec, quick=False):
+        """A diverged run, or one whose every final evaluation (the sweep's or the seed's) is kept."""
+        main = self.settings(quick)[0]
+        needed = {cr.sweep_run(main, arm, lr, clip).key: cr.sweep_protocols(quick)
+                  for arm in self.swept(quick) for lr, clip in cr.sweep_grid(quick)}
+        needed.update({cr.run_of(setting, arm, seed).key: cr.final_protocols(arm, quick)
+                       for setting in self.settings(quick) for arm in setting.arms for seed in setting.seeds})
+        protocols = needed.get(spec.key, ())
+        return super().measured(spec, quick) or bool(protocols) and all(
+            kept_evaluation(spec, protocol.slug, None, quick) is not None for protocol in protocols)
 
     def run(self, root, out, quick):
         sweep = self._sweep(root, quick)
@@ -149,7 +160,7 @@ class Comparison(Study):
 
     @staticmethod
     def _evaluate(spec, setting, arm, seed, root, quick):
-        protocols = [cr.with_sampling(protocol, arm) for protocol in cr.protocols(quick)]
+        protocols = cr.final_protocols(arm, quick)
         trained_unless_kept(spec, root, quick, protocols)
         rows, seconds = [], []
         for protocol in protocols:
@@ -157,7 +168,7 @@ class Comparison(Study):
             seconds.append(metrics.get("wall_seconds"))
             rows.append(metrics_row(metrics, setting=setting.name, arm=arm.label, seed=seed,
                                     sampler=f"{protocol.sampler}@{protocol.steps}"))
-        facts = cr.training_facts(spec, root, quick)
+        facts = training_facts(spec, root, quick)
         # the run's cost: its training and its three verdict evaluations, wall minutes (a record rebuilt
         # from the tables of an earlier report has the run's total only: its evaluations carry none)
         minutes = sum(seconds) / 60 if None not in seconds else facts.get("eval_minutes", math.nan)
@@ -181,7 +192,7 @@ class Comparison(Study):
         )
         entry = next((e for e in entries if e["sampler"] == final), entries[0])
         fds = [r["fd"] for r in mine if r["sampler"] == entry["sampler"]]
-        trained = sum(bool(cr.training_facts(cr.run_of(setting, arm, s), root, quick)) for s in setting.seeds)
+        trained = sum(trained_or_kept(cr.run_of(setting, arm, s), root, quick) for s in setting.seeds)
         entry.update(fd_min=min(fds), fd_max=max(fds), complete=entry["seeds"] == len(setting.seeds),
                      seeds_of=len(setting.seeds), trained=trained)
         for other in entries:

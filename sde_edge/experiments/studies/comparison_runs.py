@@ -1,12 +1,9 @@
 """The runs of the study ``comparison``: its arms (configs/paper/ plus a few overrides), its settings
 (dataset, resolution, seeds, iterations) and the recipe sweep on the validation split."""
-import csv
-import statistics
 from dataclasses import dataclass
 
 from sde_edge.experiments.evaluate import Protocol
-from sde_edge.experiments.kept import final_step, keep_training, kept_training
-from sde_edge.experiments.runs import RunSpec, is_trained, training_minutes, workdir_of
+from sde_edge.experiments.runs import RunSpec
 
 
 @dataclass(frozen=True)
@@ -135,28 +132,7 @@ def sweep_grid(quick):
     return [(lr, clip) for lr in lrs for clip in clips]
 
 
-def gradient_statistics(spec, root):
-    """(median gradient norm, share of logged steps whose norm exceeded the clip) from metrics.csv
-    (the norm before clipping, sampled every ``training.log_freq`` steps); NaNs for a run not started."""
-    path = workdir_of(spec, root) / "metrics.csv"
-    if not path.exists():
-        return float("nan"), float("nan")
-    with open(path, newline="") as handle:
-        norms = [float(r["grad_norm"]) for r in csv.DictReader(handle) if r.get("grad_norm")]
-    clip = float(spec.overrides.get("optim.grad_clip", spec.build_config().optim.grad_clip))
-    if not norms:
-        return float("nan"), float("nan")
-    share = sum(n > clip for n in norms) / len(norms) if clip > 0 else 0.0
-    return statistics.median(norms), share
-
-
-def training_facts(spec, root, quick=False):
-    """{train_minutes, grad_norm_median, clipped_share, steps} of a trained run, read from its metrics.csv
-    and kept; where the run is not on disk, what was kept of it ({} if nothing)."""
-    if not is_trained(spec, root, quick):
-        return kept_training(spec, quick)
-    median, clipped = gradient_statistics(spec, root)
-    facts = {"train_minutes": training_minutes(spec, root), "grad_norm_median": median, "clipped_share": clipped,
-             "steps": final_step(spec, quick)}
-    keep_training(spec, facts, quick)
-    return facts
+def final_protocols(arm, quick):
+    """The protocols every seed of ``arm`` is evaluated under at its last checkpoint (the verdict's first)."""
+    arm = ARMS[arm] if isinstance(arm, str) else arm
+    return [with_sampling(protocol, arm) for protocol in protocols(quick)]
