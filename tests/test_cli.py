@@ -124,6 +124,17 @@ def test_eval_samples_and_sdedit_run_on_a_tiny_run(tiny_run, tmp_path):
     assert (tmp_path / "e.png").exists()
 
 
+@pytest.mark.parametrize("command", ["sample", "eval-samples"])
+def test_sampling_commands_read_their_partial_file_and_refuse_a_broken_one(tiny_run, tmp_path, command):
+    out = tmp_path / ("s.npz" if command == "sample" else "quality")
+    partial = out.with_suffix(".partial.pt") if command == "sample" else out / "samples.partial.pt"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"cut short")
+    result = _sde_edge(command, f"--workdir={tiny_run}", "--n=6", "--steps=3", f"--out={out}")
+    _assert_one_line_error(result, str(partial), "unreadable partial sampling run")
+    assert partial.read_bytes() == b"cut short"  # nothing is lost
+
+
 def _npz(path, **arrays):
     np.savez(path, **arrays)
     return path

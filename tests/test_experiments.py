@@ -243,3 +243,32 @@ def test_train_only_trains_a_run_whose_training_is_kept_but_not_its_evaluations(
     trained = _run("comparison", "--quick", "--train_only", f"--root={fresh}")
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert {path.name for path in (fresh / "trainings").iterdir()} == {unmeasured.stem}
+
+
+def test_a_killed_evaluation_resumes_from_its_finished_batches_with_the_same_metrics(quick_run, tmp_path,
+                                                                                     monkeypatch):
+    import sde_edge.sampling.batched as batched
+    from sde_edge.experiments.evaluate import Protocol, cache_path, evaluate
+    from sde_edge.experiments.studies import comparison_runs as cr
+
+    spec = cr.run_of(cr.QUICK_SETTINGS[0], "E", 0)
+    roots = [tmp_path / "killed", tmp_path / "whole"]
+    for root in roots:
+        shutil.copytree(quick_run[0] / "trainings" / spec.key, root / "trainings" / spec.key)
+    protocol = Protocol("ddpm", 3, 260, seed=11)  # two batches of 250 (the evaluations' batch)
+    real, calls = batched.sample, []
+
+    def killed_at_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batched, "sample", killed_at_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(spec, roots[0], protocol)
+    partial = cache_path(spec, roots[0], protocol).with_name(f".{protocol.slug}.partial.pt")
+    assert partial.exists()
+    monkeypatch.undo()
+    resumed, whole = (evaluate(spec, root, protocol) for root in roots)
+    assert not partial.exists() and resumed["fd"] == whole["fd"] and resumed["kid"] == whole["kid"]

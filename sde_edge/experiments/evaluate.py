@@ -137,25 +137,28 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
         run.sde = build_sde(run.config.diffusion)
     test = load_dataset(run.config.data, protocol.split)
     features = features_for(run.config)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # the finished batches of a killed evaluation (an hour or more at 32 px on a CPU) resume from here
+    resume = {"partial": cache.with_name(f".{cache.stem}.partial.pt"), "source": f"{spec.key}/{checkpoint.stem}"}
     if protocol.t0 is None:
         reference = test.first(len(test))
         result = sample_in_batches(protocol.sampler, run.model, run.sde, image_shape(run.config, protocol.n),
-                                   steps=protocol.steps, seed=protocol.seed, batch_size=250, progress=progress)
+                                   steps=protocol.steps, seed=protocol.seed, batch_size=250, progress=progress,
+                                   **resume)
         extra = {}
     else:
         sources = test.first(protocol.n)
         reference = test.first(len(test))
         guides = stroke_paintings(sources, default_strokes(run.config.data.num_channels), seed=protocol.seed)
         result = sdedit(run.model, run.sde, guides, t0=protocol.t0, sampler=protocol.sampler, steps=protocol.steps,
-                        seed=protocol.seed, batch_size=250, progress=progress)
+                        seed=protocol.seed, batch_size=250, progress=progress, **resume)
         labels = features.probabilities(result.samples).argmax(1)
         extra = {"class_preserved": float((labels == test.labels[:len(sources)]).float().mean()),
                  "low_res_l2": float(_low_resolution_l2(result.samples, sources).mean())}
         save_grid(torch.cat([sources[:8], guides[:8], result.samples[:8]]), cache.with_suffix(".png"), nrow=8)
     metrics = sample_quality(result.samples, reference, features, seed=protocol.seed, progress=False)
     metrics.update(extra, run=spec.key, step=int(run.step), nfe=result.nfe, **asdict(protocol),
-                   wall_seconds=round(time.perf_counter() - started, 1))
-    cache.parent.mkdir(parents=True, exist_ok=True)
+                   wall_seconds=round(time.perf_counter() - started + result.resumed_seconds, 1))
     if protocol.t0 is None:
         save_grid(result.samples[:64], cache.with_suffix(".png"))
     write_json_atomically(metrics, cache)

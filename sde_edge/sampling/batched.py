@@ -1,24 +1,80 @@
 """Many samples in batches: the one loop behind ``sde-edge sample``, ``eval-samples``, ``sdedit``
-and the experiments."""
+and the experiments. With ``partial`` a killed run resumes at the first unfinished batch and gives
+the same samples, bit for bit, as one that was never stopped."""
+import time
+from pathlib import Path
+
 import torch
 from tqdm.auto import tqdm
 
 from sde_edge.sampling.registry import SampleResult, sample
 
 
+def _identity(name, shape, steps, seed, batch_size, device, x_init, kwargs, source):
+    """What a partial run must agree on to be resumed (everything that changes the samples)."""
+    return {"sampler": name, "shape": list(shape), "steps": int(steps), "seed": int(seed),
+            "batch_size": int(batch_size), "device": device.type,
+            "x_init": None if x_init is None else float(x_init.detach().cpu().double().sum()),
+            "options": repr(sorted(kwargs.items())), "source": str(source)}
+
+
+def _resume(path, identity):
+    """The finished batches of a partial run at ``path`` (None: none there); refuses one of another run."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as error:  # noqa: BLE001 -- any unreadable file gets the same one line
+        raise ValueError(f"{path}: unreadable partial sampling run ({error}); remove it to start over") from None
+    saved = state["identity"]
+    different = sorted(key for key in identity if saved.get(key) != identity[key])
+    if different:
+        found = ", ".join(f"{key}={saved.get(key)!r}" for key in different)
+        raise ValueError(f"{path}: a partial sampling run with other {', '.join(different)} ({found}); "
+                         "remove it to start over")
+    return state
+
+
+def _save(path, identity, chunks, generator, nfe, seconds):
+    """Atomically: a kill leaves the previous partial file or this one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"identity": identity, "samples": torch.cat(chunks), "generator": generator.get_state(), "nfe": nfe,
+                "seconds": seconds}, tmp)
+    tmp.replace(path)
+
+
 def sample_in_batches(name, model, sde, shape, *, steps, seed=0, batch_size=256, device="cpu", x_init=None,
-                      progress=True, **kwargs):
+                      progress=True, partial=None, source="", **kwargs):
     """``sample`` over ``shape[0]`` images in batches of ``batch_size`` with one generator seeded
-    ``seed``; returns the samples on the CPU, clipped to [-1, 1], and the NFE of one batch."""
+    ``seed``; returns the samples on the CPU, clipped to [-1, 1], and the NFE of one batch.
+
+    ``partial``: a file that holds the finished batches and the generator's state after each batch,
+    removed when all are done; a later call resumes from it, and refuses (one line naming the file
+    and what differs) one written with another sampler, shape, seed, options or ``source`` (a name
+    of the model, e.g. its checkpoint)."""
     device = torch.device(device)
     generator = torch.Generator(device).manual_seed(seed)
     n = shape[0]
-    chunks, nfe = [], 0
-    for start in tqdm(range(0, n, batch_size), desc=f"sampling ({name})", disable=not progress or n <= batch_size):
+    chunks, nfe, done, earlier = [], 0, 0, 0.0
+    started = time.perf_counter()
+    if partial is not None:
+        partial = Path(partial)
+        identity = _identity(name, shape, steps, seed, batch_size, device, x_init, kwargs, source)
+        state = _resume(partial, identity)
+        if state is not None:
+            chunks, nfe, done = [state["samples"]], int(state["nfe"]), len(state["samples"])
+            earlier = float(state["seconds"])
+            generator.set_state(state["generator"])
+    batches = range(done, n, batch_size)
+    for start in tqdm(batches, desc=f"sampling ({name})", disable=not progress or n <= batch_size):
         size = min(batch_size, n - start)
         init = None if x_init is None else x_init[start:start + size].to(device)
         result = sample(name, model, sde, (size,) + tuple(shape[1:]), steps=steps, generator=generator, x_init=init,
                         device=device, progress=progress and n <= batch_size, **kwargs)
         chunks.append(result.samples.clamp(-1, 1).cpu())
         nfe = result.nfe
-    return SampleResult(torch.cat(chunks), nfe)
+        if partial is not None and start + size < n:
+            _save(partial, identity, chunks, generator, nfe, earlier + time.perf_counter() - started)
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+    return SampleResult(torch.cat(chunks), nfe, resumed_seconds=earlier)

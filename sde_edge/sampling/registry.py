@@ -80,6 +80,7 @@ class SampleResult:
     samples: torch.Tensor  # (B, C, H, W), the final x0_hat
     nfe: int
     trajectory: list = field(default_factory=list)  # [(t, x_t)] at the grid times, when asked for
+    resumed_seconds: float = 0.0  # time spent on batches that earlier, killed runs finished (``partial``)
 
 
 def _check_options(name, options):
