@@ -13,17 +13,15 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class FastNetwork(torch.nn.Module):
-    """``network(x, t)`` under autocast (and channels-last input), returning fp32; carries the wrapped
-    model's ``parameterization`` so that the Denoiser reads it as before."""
+    """``network(x, t)`` under autocast, returning fp32; carries the wrapped model's
+    ``parameterization`` so that the Denoiser reads it as before."""
 
-    def __init__(self, network, parameterization, precision="fp32", channels_last=False):
+    def __init__(self, network, parameterization, precision="fp32"):
         super().__init__()
         self.network, self.parameterization = network, parameterization
-        self.dtype, self.channels_last = PRECISIONS[precision], channels_last
+        self.dtype = PRECISIONS[precision]
 
     def forward(self, x, t):
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         if self.dtype is None:
             return self.network(x, t)
         with torch.autocast(x.device.type, dtype=self.dtype):
@@ -32,15 +30,16 @@ class FastNetwork(torch.nn.Module):
 
 
 def fast_network(model, network, config):
-    """The callable the training loss calls: ``network`` (the model, or its DDP wrapper) compiled,
-    channels-last and autocast as ``config`` asks; the model itself is left as it is for EMA and saving."""
+    """The callable the training loss calls: ``network`` (the model, or its DDP wrapper) compiled and
+    autocast as ``config`` asks, the model channels-last (``ScoreModel.use_channels_last``: its
+    state dict, EMA and checkpoints are the same tensors in another layout)."""
     if config.model.channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.use_channels_last()
     if config.training.compile:
         network = torch.compile(network, backend=config.training.compile_backend)
-    if config.training.precision == "fp32" and not config.model.channels_last and not config.training.compile:
+    if config.training.precision == "fp32" and not config.training.compile:
         return network
-    return FastNetwork(network, model.parameterization, config.training.precision, config.model.channels_last)
+    return FastNetwork(network, model.parameterization, config.training.precision)
 
 
 def choose_convolutions(config, device):

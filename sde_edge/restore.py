@@ -26,8 +26,9 @@ class TrainedRun:
     path: Path
 
 
-def load_run(path, device="cpu", use_ema=True):
-    """``path`` is a workdir (its newest checkpoint that verifies) or a checkpoint file."""
+def load_run(path, device="cpu", use_ema=True, channels_last=None):
+    """``path`` is a workdir (its newest checkpoint that verifies) or a checkpoint file. The model runs
+    channels-last if ``channels_last`` says so (``None``: as the run trained, ``model.channels_last``)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"--workdir: {path} does not exist")
@@ -54,4 +55,6 @@ def load_run(path, device="cpu", use_ema=True):
         raise ValueError(
             f"checkpoint {path} does not fit the model its config describes (config.model): {error}"
         ) from error
+    if config.model.channels_last if channels_last is None else channels_last:
+        model.use_channels_last()
     return TrainedRun(model.eval(), build_sde(config.diffusion), config, int(state["step"]), path)

@@ -20,7 +20,8 @@ def test_bench_runs_without_touching_the_readme(tmp_path):
                "--tolerance=1e-3"]
     result = forked.run(command, timeout=600)
     assert result.returncode == 0, result.stderr
-    for needle in ("edge / DDPM", "bluenoise", "overhead share", "dpmpp_2m", "edm", "likelihood / sampling", "| bf16 |",
+    for needle in ("edge / DDPM", "bluenoise", "overhead share", "dpmpp_2m", "ddpm, channels-last", "edm",
+                   "likelihood / sampling", "| bf16 |",
                    "fused Adam", "open the prepared cache", "prepared, 2 threads"):
         assert needle in result.stdout, needle
     assert (ROOT / "README.md").read_text() == readme

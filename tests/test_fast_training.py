@@ -44,6 +44,24 @@ def test_channels_last_gives_the_eager_loss_and_gradient():
     assert torch.allclose(loss, reference, rtol=1e-5) and torch.allclose(other, gradient, rtol=1e-3, atol=1e-5)
 
 
+def _is_channels_last(model):
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    return all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
+def test_a_run_restored_channels_last_samples_what_the_plain_one_samples(tmp_path):
+    from sde_edge.restore import load_run
+    from sde_edge.sampling import sample
+
+    train(_config(**{"training.n_iters": 5}), tmp_path, progress=False)  # trained plain
+    plain, fast = load_run(tmp_path), load_run(tmp_path, channels_last=True)
+    assert not _is_channels_last(plain.model) and _is_channels_last(fast.model)  # the switch acts
+    drawn = [sample("ddpm", run.model, run.sde, (6, 1, 8, 8), steps=20, generator=torch.Generator().manual_seed(3))
+             for run in (plain, fast)]
+    assert drawn[1].samples.is_contiguous()  # the usual layout comes back
+    assert torch.allclose(drawn[1].samples, drawn[0].samples, atol=1e-4)
+
+
 def test_compile_gives_the_eager_loss_and_gradient():
     """aot_eager traces forward and backward as inductor does, without its minutes of C++ compiling."""
     reference, gradient = _fixed_batch_loss(_config())

@@ -1,4 +1,5 @@
 """The network wrapped as a *model* (paper_appendix/math.md, section 8): it carries ``parameterization``."""
+import torch
 from torch import nn
 
 from sde_edge.models.unet import UNet
@@ -11,9 +12,21 @@ class ScoreModel(nn.Module):
         super().__init__()
         self.net, self.parameterization = net, parameterization
         self.channels = getattr(net, "in_channels", None)  # what sample() checks the images against
+        self.channels_last = False
+
+    def use_channels_last(self):
+        """Run the network in channels-last memory (weights and input; the output comes back in the
+        usual layout): the same math to rounding, sometimes faster convolutions (``model.channels_last``;
+        on one CPU thread 1.25x for a 250-image batch of the 32 px comparison network, 1.00x for the
+        16 px demo UNet: ``tools/bench.py``)."""
+        self.to(memory_format=torch.channels_last)
+        self.channels_last = True
+        return self
 
     def forward(self, x, t):
-        return self.net(x, t)
+        if not self.channels_last:
+            return self.net(x, t)
+        return self.net(x.contiguous(memory_format=torch.channels_last), t).contiguous()
 
 
 def build_model(config):
