@@ -127,8 +127,8 @@ def test_eval_samples_and_sdedit_run_on_a_tiny_run(tiny_run, tmp_path):
 @pytest.mark.parametrize("command", ["sample", "eval-samples"])
 def test_sampling_commands_read_their_partial_file_and_refuse_a_broken_one(tiny_run, tmp_path, command):
     out = tmp_path / ("s.npz" if command == "sample" else "quality")
-    partial = out.with_suffix(".partial.pt") if command == "sample" else out / "samples.partial.pt"
-    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial = (out.with_suffix(".partial") if command == "sample" else out / "samples.partial") / "batch_00000000.pt"
+    partial.parent.mkdir(parents=True)
     partial.write_bytes(b"cut short")
     result = _sde_edge(command, f"--workdir={tiny_run}", "--n=6", "--steps=3", f"--out={out}")
     _assert_one_line_error(result, str(partial), "unreadable partial sampling run")

@@ -267,8 +267,8 @@ def test_a_killed_evaluation_resumes_from_its_finished_batches_with_the_same_met
     monkeypatch.setattr(batched, "sample", killed_at_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
         evaluate(spec, roots[0], protocol)
-    partial = cache_path(spec, roots[0], protocol).with_name(f".{protocol.slug}.partial.pt")
-    assert partial.exists()
+    partial = cache_path(spec, roots[0], protocol).with_name(f".{protocol.slug}.partial")
+    assert [path.name for path in partial.iterdir()] == ["batch_00000000.pt"]
     monkeypatch.undo()
     resumed, whole = (evaluate(spec, root, protocol) for root in roots)
     assert not partial.exists() and resumed["fd"] == whole["fd"] and resumed["kid"] == whole["kid"]

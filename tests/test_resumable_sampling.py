@@ -1,5 +1,5 @@
 """Sampling that survives a kill: ``sample_in_batches(partial=...)`` resumes at the first unfinished
-batch and gives the samples an uninterrupted run gives, bit for bit; it refuses a partial file of
+batch and gives the samples an uninterrupted run gives, bit for bit; it refuses the partial batches of
 another run, with one line naming the file and what differs, and deletes nothing."""
 import pytest
 import torch
@@ -49,9 +49,9 @@ def _kill_after_two_batches(model, partial, monkeypatch):
 
 def test_a_killed_run_resumes_at_its_first_unfinished_batch_bit_for_bit(model, tmp_path, monkeypatch):
     whole = _draw(model)
-    partial = tmp_path / "draw.partial.pt"
+    partial = tmp_path / "draw.partial"
     _kill_after_two_batches(model, partial, monkeypatch)
-    assert torch.load(partial, weights_only=True)["samples"].shape[0] == 6
+    assert sorted(path.name for path in partial.iterdir()) == ["batch_00000000.pt", "batch_00000003.pt"]
     calls = _counting_sample(monkeypatch)
     resumed = _draw(model, partial)
     assert calls == [3, 1]  # only the two unfinished batches are drawn again
@@ -66,17 +66,26 @@ def test_a_killed_run_resumes_at_its_first_unfinished_batch_bit_for_bit(model, t
                                            ({"source": "another checkpoint"}, "source")])
 def test_a_partial_file_of_another_run_is_one_line_naming_the_file_and_kept(model, tmp_path, monkeypatch,
                                                                              change, field):
-    partial = tmp_path / "draw.partial.pt"
+    partial = tmp_path / "draw.partial"
     _kill_after_two_batches(model, partial, monkeypatch)
-    before = partial.read_bytes()
-    with pytest.raises(ValueError, match=rf"draw\.partial\.pt: .*other {field} .*remove it to start over") as error:
+    before = {path.name: path.read_bytes() for path in partial.iterdir()}
+    with pytest.raises(ValueError, match=rf"draw\.partial/batch_00000000\.pt: .*other {field} .*remove it to start"):
         _draw(model, partial, **change)
-    assert "\n" not in str(error.value) and partial.read_bytes() == before
+    assert {path.name: path.read_bytes() for path in partial.iterdir()} == before  # nothing is lost
 
 
 def test_an_unreadable_partial_file_is_one_line_naming_it(model, tmp_path):
-    partial = tmp_path / "draw.partial.pt"
-    partial.write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match=r"draw\.partial\.pt: unreadable partial sampling run"):
+    broken = tmp_path / "draw.partial" / "batch_00000000.pt"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match=r"draw\.partial/batch_00000000\.pt: unreadable partial sampling run"):
+        _draw(model, broken.parent)
+    assert broken.read_bytes() == b"not a torch file"
+
+
+def test_a_file_where_the_partial_folder_belongs_is_one_line_and_kept(model, tmp_path):
+    partial = tmp_path / "draw.partial"
+    partial.write_text("mine")
+    with pytest.raises(ValueError, match=r"draw\.partial: expected the folder of a partial sampling run"):
         _draw(model, partial)
-    assert partial.read_bytes() == b"not a torch file"
+    assert partial.read_text() == "mine"

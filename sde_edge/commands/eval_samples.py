@@ -5,7 +5,7 @@
 
 The first form reads array ``samples`` (N, C, H, W) in [-1, 1] (what ``sde-edge sample`` writes)
 and takes the reference data from the config; the second samples the run's EMA model first
-(saved as samples.npz beside the report; a killed run resumes from samples.partial.pt there)
+(saved as samples.npz beside the report; a killed run resumes from samples.partial/ there)
 and takes the reference from the run's own config.
 ``--features`` chooses the feature space (auto: Inception if its weights are available, else
 the dataset's classifier); every output names it. Writes metrics.json, samples.png and
@@ -87,7 +87,7 @@ def main():
         n = _N.value or config.eval.num_samples
         result = sample_in_batches(name, run.model, run.sde, image_shape(config, n), steps=steps, grid=grid,
                                    seed=_SEED.value, batch_size=config.eval.batch_size, device=device,
-                                   partial=out / "samples.partial.pt", source=run.path, **options)
+                                   partial=out / "samples.partial", source=run.path, **options)
         samples, sampled = result.samples, {"sampler": name, "steps": steps, "grid": grid, "nfe": result.nfe,
                                             "checkpoint": str(run.path), "step": run.step, **options}
         np.savez(out / "samples.npz", samples=samples.numpy())

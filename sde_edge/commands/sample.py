@@ -3,7 +3,7 @@
 Draws samples from the EMA weights of the run's newest checkpoint; writes the array ``samples``
 (N, C, H, W) in [-1, 1] to the .npz and a grid PNG beside it. Sampler, steps and grid default to
 the run's own ``config.sampling``; every sampler option is a flag (see the list below).
-A killed run resumes at its first unfinished batch from FILE.partial.pt (removed when done).
+A killed run resumes at its first unfinished batch from the folder FILE.partial/ (removed when done).
 """
 from absl import flags
 
@@ -31,7 +31,7 @@ def main():
     n = _N.value or run.config.sampling.num_samples
     result = sample_in_batches(name, run.model, run.sde, image_shape(run.config, n), steps=steps, grid=grid,
                                seed=_RUN.seed.value, batch_size=_RUN.batch_size.value, device=device,
-                               partial=out.with_suffix(".partial.pt"), source=run.path, **options)
+                               partial=out.with_suffix(".partial"), source=run.path, **options)
     np.savez(out, samples=result.samples.numpy())
     grid_path = save_grid(result.samples[:256], out.with_suffix(".png"))
     print(f"{n} samples ({name}, {steps} steps on the {grid} grid, {result.nfe} NFE per batch) from step {run.step}: "

@@ -139,7 +139,7 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     features = features_for(run.config)
     cache.parent.mkdir(parents=True, exist_ok=True)
     # the finished batches of a killed evaluation (an hour or more at 32 px on a CPU) resume from here
-    resume = {"partial": cache.with_name(f".{cache.stem}.partial.pt"), "source": f"{spec.key}/{checkpoint.stem}"}
+    resume = {"partial": cache.with_name(f".{cache.stem}.partial"), "source": f"{spec.key}/{checkpoint.stem}"}
     if protocol.t0 is None:
         reference = test.first(len(test))
         result = sample_in_batches(protocol.sampler, run.model, run.sde, image_shape(run.config, protocol.n),

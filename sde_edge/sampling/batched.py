@@ -18,29 +18,46 @@ def _identity(name, shape, steps, seed, batch_size, device, x_init, kwargs, sour
             "options": repr(sorted(kwargs.items())), "source": str(source)}
 
 
-def _resume(path, identity):
-    """The finished batches of a partial run at ``path`` (None: none there); refuses one of another run."""
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as error:  # noqa: BLE001 -- any unreadable file gets the same one line
-        raise ValueError(f"{path}: unreadable partial sampling run ({error}); remove it to start over") from None
-    saved = state["identity"]
-    different = sorted(key for key in identity if saved.get(key) != identity[key])
-    if different:
-        found = ", ".join(f"{key}={saved.get(key)!r}" for key in different)
-        raise ValueError(f"{path}: a partial sampling run with other {', '.join(different)} ({found}); "
-                         "remove it to start over")
-    return state
+def _batch_file(folder, start):
+    return folder / f"batch_{start:08d}.pt"
 
 
-def _save(path, identity, chunks, generator, nfe, seconds):
-    """Atomically: a kill leaves the previous partial file or this one, never half of one."""
+def _resume(folder, identity, batch_size):
+    """The finished batches kept in ``folder`` ([]: none), in order; refuses those of another run."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: expected the folder of a partial sampling run, found a file")
+    states = []
+    while _batch_file(folder, len(states) * batch_size).exists():
+        path = _batch_file(folder, len(states) * batch_size)
+        try:
+            state = torch.load(path, weights_only=True)
+        except Exception as error:  # noqa: BLE001 -- any unreadable file gets the same one line
+            raise ValueError(f"{path}: unreadable partial sampling run ({error}); remove it to start over") from None
+        saved = state["identity"]
+        different = sorted(key for key in identity if saved.get(key) != identity[key])
+        if different:
+            found = ", ".join(f"{key}={saved.get(key)!r}" for key in different)
+            raise ValueError(f"{path}: a partial sampling run with other {', '.join(different)} ({found}); "
+                             "remove it to start over")
+        states.append(state)
+    return states
+
+
+def _save(path, identity, samples, generator, nfe, seconds):
+    """One finished batch, atomically: a kill leaves the whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"identity": identity, "samples": torch.cat(chunks), "generator": generator.get_state(), "nfe": nfe,
+    torch.save({"identity": identity, "samples": samples, "generator": generator.get_state(), "nfe": nfe,
                 "seconds": seconds}, tmp)
     tmp.replace(path)
+
+
+def _clean(folder, n, batch_size):
+    """Remove the batch files of a finished run, and the folder if nothing else is in it."""
+    for start in range(0, n, batch_size):
+        _batch_file(folder, start).unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def sample_in_batches(name, model, sde, shape, *, steps, seed=0, batch_size=256, device="cpu", x_init=None,
@@ -48,24 +65,24 @@ def sample_in_batches(name, model, sde, shape, *, steps, seed=0, batch_size=256,
     """``sample`` over ``shape[0]`` images in batches of ``batch_size`` with one generator seeded
     ``seed``; returns the samples on the CPU, clipped to [-1, 1], and the NFE of one batch.
 
-    ``partial``: a file that holds the finished batches and the generator's state after each batch,
-    removed when all are done; a later call resumes from it, and refuses (one line naming the file
-    and what differs) one written with another sampler, shape, seed, options or ``source`` (a name
-    of the model, e.g. its checkpoint)."""
+    ``partial``: a folder that keeps each finished batch (one file each, with the generator's state
+    after it), removed when all are done; a later call resumes from it, and refuses (one line naming
+    the file and what differs) batches drawn with another sampler, shape, seed, options or ``source``
+    (a name of the model, e.g. its checkpoint)."""
     device = torch.device(device)
     generator = torch.Generator(device).manual_seed(seed)
     n = shape[0]
-    chunks, nfe, done, earlier = [], 0, 0, 0.0
+    chunks, nfe, earlier = [], 0, 0.0
     started = time.perf_counter()
     if partial is not None:
         partial = Path(partial)
         identity = _identity(name, shape, steps, seed, batch_size, device, x_init, kwargs, source)
-        state = _resume(partial, identity)
-        if state is not None:
-            chunks, nfe, done = [state["samples"]], int(state["nfe"]), len(state["samples"])
-            earlier = float(state["seconds"])
-            generator.set_state(state["generator"])
-    batches = range(done, n, batch_size)
+        kept = _resume(partial, identity, batch_size)
+        if kept:
+            chunks, nfe = [state["samples"] for state in kept], int(kept[-1]["nfe"])
+            earlier = float(kept[-1]["seconds"])
+            generator.set_state(kept[-1]["generator"])
+    batches = range(sum(len(chunk) for chunk in chunks), n, batch_size)
     for start in tqdm(batches, desc=f"sampling ({name})", disable=not progress or n <= batch_size):
         size = min(batch_size, n - start)
         init = None if x_init is None else x_init[start:start + size].to(device)
@@ -74,7 +91,8 @@ def sample_in_batches(name, model, sde, shape, *, steps, seed=0, batch_size=256,
         chunks.append(result.samples.clamp(-1, 1).cpu())
         nfe = result.nfe
         if partial is not None and start + size < n:
-            _save(partial, identity, chunks, generator, nfe, earlier + time.perf_counter() - started)
+            _save(_batch_file(partial, start), identity, chunks[-1], generator, nfe,
+                  earlier + time.perf_counter() - started)
     if partial is not None:
-        partial.unlink(missing_ok=True)
+        _clean(partial, n, batch_size)
     return SampleResult(torch.cat(chunks), nfe, resumed_seconds=earlier)
