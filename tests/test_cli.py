@@ -124,10 +124,11 @@ def test_eval_samples_and_sdedit_run_on_a_tiny_run(tiny_run, tmp_path):
     assert (tmp_path / "e.png").exists()
 
 
-@pytest.mark.parametrize("command", ["sample", "eval-samples"])
+@pytest.mark.parametrize("command", ["sample", "sdedit", "eval-samples"])
 def test_sampling_commands_read_their_partial_file_and_refuse_a_broken_one(tiny_run, tmp_path, command):
-    out = tmp_path / ("s.npz" if command == "sample" else "quality")
-    partial = (out.with_suffix(".partial") if command == "sample" else out / "samples.partial") / "batch_00000000.pt"
+    out = tmp_path / ("quality" if command == "eval-samples" else "s.npz")
+    folder = out / "samples.partial" if command == "eval-samples" else out.with_suffix(".partial")
+    partial = folder / "batch_00000000.pt"
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"cut short")
     result = _sde_edge(command, f"--workdir={tiny_run}", "--n=6", "--steps=3", f"--out={out}")

@@ -8,7 +8,8 @@ default 3 for grey and 6 for colour) and a mild blur, or given by the user (--gu
 with array 'guides' or 'samples' in [-1, 1], or an image folder). Each is perturbed to --t0
 with the run's forward process and sampled back with any registered sampler. Writes arrays
 'samples', 'guides' and 'sources' (empty when the user gives guides) to --out, and a PNG
-beside it with rows source / guide / result.
+beside it with rows source / guide / result. A killed run resumes at its first unfinished batch
+from the folder FILE.partial/ (removed when done).
 """
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def main():
         guides = stroke_paintings(sources, _STROKES.value or default_strokes(c.data.num_channels), seed=_RUN.seed.value)
     name, steps, grid, options = _CHOSEN(c.sampling)
     result = sdedit(run.model, run.sde, guides, t0=_T0.value, sampler=name, steps=steps, seed=_RUN.seed.value,
-                    batch_size=_RUN.batch_size.value, device=device, grid=grid, **options)
+                    batch_size=_RUN.batch_size.value, device=device, grid=grid,
+                    partial=out.with_suffix(".partial"), source=run.path, **options)
     np.savez(out, samples=result.samples.numpy(), guides=guides.numpy(), sources=sources.numpy())
     shown = min(len(guides), 12)
     rows = ([("source", sources[:shown])] if len(sources) else []) + [
