@@ -272,3 +272,18 @@ def test_a_killed_evaluation_resumes_from_its_finished_batches_with_the_same_met
     monkeypatch.undo()
     resumed, whole = (evaluate(spec, root, protocol) for root in roots)
     assert not partial.exists() and resumed["fd"] == whole["fd"] and resumed["kid"] == whole["kid"]
+
+
+def test_the_compute_table_counts_a_run_still_training_by_its_minutes_not_as_done(quick_run, tmp_path):
+    from sde_edge.experiments.compute import compute_used
+    from sde_edge.experiments.studies import comparison_runs as cr
+
+    root = tmp_path / "root"
+    shutil.copytree(quick_run[0] / "trainings", root / "trainings")
+    finished = compute_used(root, quick=True)["comparison"]
+    spec = cr.run_of(cr.QUICK_SETTINGS[0], "E", 0)
+    for checkpoint in (root / "trainings" / spec.key / "checkpoints").glob("*.pt"):
+        checkpoint.unlink()  # as if cut before its last checkpoint: its metrics.csv still shows the minutes
+    going = compute_used(root, quick=True)["comparison"]
+    assert going["trainings on disk"] == finished["trainings on disk"] - 1 > 0
+    assert going["training wall (min)"] == finished["training wall (min)"] > 0

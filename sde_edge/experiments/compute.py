@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sde_edge.experiments.kept import earlier_compute, kept_records
 from sde_edge.experiments.registry import STUDIES
-from sde_edge.experiments.runs import training_facts, training_minutes
+from sde_edge.experiments.runs import trained_or_kept, training_facts, training_minutes
 
 COLUMNS = ("trainings on disk", "trainings (all)", "training wall (min)", "evaluations", "evaluation wall (min)",
            "evaluations timed")
@@ -19,7 +19,10 @@ def compute_used(root, quick=False):
     for name, study in STUDIES.items():
         own = [spec for spec in study.runs(quick) if spec.key not in counted]
         counted.update(spec.key for spec in own)
-        trainings[name] = {spec.key: _training_minutes(spec, root, quick) for spec in own}
+        # (minutes so far, finished): a run still training counts its minutes, not as done; a run kept
+        # without minutes is counted in earlier_compute's row instead
+        trainings[name] = {spec.key: (_training_minutes(spec, root, quick), trained_or_kept(spec, root, quick))
+                           for spec in own}
     seconds = {}  # (run, step, slug) -> wall seconds: the cache on disk and the kept records, once each
     for path in Path(root, "evals").glob("*/**/*.json"):
         metrics = json.loads(path.read_text())
@@ -37,7 +40,8 @@ def compute_used(root, quick=False):
     rows, earlier = {}, earlier_compute()
     for name in STUDIES:
         minutes, timed = trainings[name], [t for t in evaluations[name] if t is not None]
-        row = dict(zip(COLUMNS, (sum(m > 0 for m in minutes.values()), len(minutes), sum(minutes.values()),
+        row = dict(zip(COLUMNS, (sum(done and m > 0 for m, done in minutes.values()), len(minutes),
+                                 sum(m for m, _ in minutes.values()),
                                  len(evaluations[name]), sum(timed) / 60, len(timed))))
         for column, value in earlier.get(name, {}).items():
             if column in row and column != "trainings (all)":

@@ -207,6 +207,7 @@ class Comparison(Study):
         by = {(s["setting"], s["arm"]): s for s in summary}
         names = {setting.role: setting.name for setting in self.settings(quick)}
         seeds = {setting.name: len(setting.seeds) for setting in self.settings(quick)}
+        costs = {setting.name: f"; {setting.cost}" if setting.cost else "" for setting in self.settings(quick)}
         claims = []
         for name, (role, ours, baseline, answers) in DECOMPOSITION.items():
             if role not in names:  # another study's setting, or one the quick budget leaves out
@@ -226,8 +227,8 @@ class Comparison(Study):
                 done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
                 interim = (f"; interim paired difference {ours} - {baseline} over the {len(paired)} seeds both "
                            f"have, not a verdict: {pm(paired_mean, paired_se)}" if len(paired) > 1 else "")
-                claims.append(claim_row(name, label, CLAIMS[name], f"runs still going ({done} evaluated){interim}",
-                                        "pending", "-"))
+                going = f"runs still going ({done} evaluated{costs[setting]}){interim}"
+                claims.append(claim_row(name, label, CLAIMS[name], going, "pending", "-"))
                 continue
             # the verdict reads the paired difference (seed by seed): the spread shared by both arms cancels
             verdict, _, _ = compare(paired_mean, paired_se, 0.0, 0.0)

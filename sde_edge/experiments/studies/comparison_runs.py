@@ -44,6 +44,7 @@ class Setting:
     n_iters: int
     overrides: tuple = ()  # e.g. the network for 32 px
     role: str = "main"  # which claims it judges (comparison_text.DECOMPOSITION)
+    cost: str = ""  # what a run costs, measured before the runs began (the report says it while they go)
 
     @property
     def name(self):
@@ -63,7 +64,8 @@ SETTINGS = (
     # 2.2 h for the 5,000 iterations; 3.1 s a forward of 250 images channels-last (3.9 s plain), so the
     # three verdict evaluations (2,300 forwards) take about 2 h. About 4 h a run, 25 core-hours for
     # 3 seeds x 2 arms: what the CPU allows
-    Setting("shapes", 32, ("E", "D"), (0, 1, 2), 5_000, NET_32PX, role="32px"),
+    Setting("shapes", 32, ("E", "D"), (0, 1, 2), 5_000, NET_32PX, role="32px",
+            cost="about 4 h a run on one CPU thread beside a second run: 2.2 h training, 2 h evaluation"),
 )
 QUICK_SETTINGS = (Setting("digits", 8, tuple(ARMS), (0, 1), 20),)
 # The GPU recipe (study comparison64): 64 px shapes, E vs D, 3 seeds, sized for 40 minutes of one GPU.
