@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sde_edge.experiments.kept import earlier_compute, kept_records
 from sde_edge.experiments.registry import STUDIES
-from sde_edge.experiments.runs import trained_or_kept, training_facts, training_minutes
+from sde_edge.experiments.runs import training_facts, training_minutes
 
 COLUMNS = ("trainings on disk", "trainings (all)", "training wall (min)", "evaluations", "evaluation wall (min)",
            "evaluations timed")
@@ -19,10 +19,7 @@ def compute_used(root, quick=False):
     for name, study in STUDIES.items():
         own = [spec for spec in study.runs(quick) if spec.key not in counted]
         counted.update(spec.key for spec in own)
-        # (minutes so far, finished): a run still training counts its minutes, not as done; a run kept
-        # without minutes is counted in earlier_compute's row instead
-        trainings[name] = {spec.key: (_training_minutes(spec, root, quick), trained_or_kept(spec, root, quick))
-                           for spec in own}
+        trainings[name] = {spec.key: _training_minutes(spec, root, quick) for spec in own}
     seconds = {}  # (run, step, slug) -> wall seconds: the cache on disk and the kept records, once each
     for path in Path(root, "evals").glob("*/**/*.json"):
         metrics = json.loads(path.read_text())
@@ -51,9 +48,11 @@ def compute_used(root, quick=False):
 
 
 def _training_minutes(spec, root, quick):
-    """A run's training minutes: of a trained run from its metrics.csv (and kept), else its kept record's,
-    else what a run still training has used so far."""
-    return training_facts(spec, root, quick).get("train_minutes") or training_minutes(spec, root)
+    """(minutes, finished) of a run: of a trained run from its metrics.csv (and kept), else its kept
+    record's, else what a run still training has used so far (not finished). A run kept without
+    minutes is counted in earlier_compute's row instead."""
+    facts = training_facts(spec, root, quick)  # {} for a run neither trained here nor kept
+    return facts.get("train_minutes") or training_minutes(spec, root), bool(facts)
 
 
 def record_compute(rows, artifacts):

@@ -137,7 +137,6 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
         run.sde = build_sde(run.config.diffusion)
     test = load_dataset(run.config.data, protocol.split)
     features = features_for(run.config)
-    cache.parent.mkdir(parents=True, exist_ok=True)
     # the finished batches of a killed evaluation (an hour or more at 32 px on a CPU) resume from here
     resume = {"partial": cache.with_name(f".{cache.stem}.partial"), "source": f"{spec.key}/{checkpoint.stem}"}
     if protocol.t0 is None:
@@ -159,6 +158,7 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
     metrics = sample_quality(result.samples, reference, features, seed=protocol.seed, progress=False)
     metrics.update(extra, run=spec.key, step=int(run.step), nfe=result.nfe, **asdict(protocol),
                    wall_seconds=round(time.perf_counter() - started + result.resumed_seconds, 1))
+    cache.parent.mkdir(parents=True, exist_ok=True)
     if protocol.t0 is None:
         save_grid(result.samples[:64], cache.with_suffix(".png"))
     write_json_atomically(metrics, cache)

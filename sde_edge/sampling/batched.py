@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from sde_edge.checkpoint import atomic_save
 from sde_edge.sampling.registry import SampleResult, sample
 
 
@@ -27,8 +28,7 @@ def _resume(folder, identity, batch_size):
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder}: expected the folder of a partial sampling run, found a file")
     states = []
-    while _batch_file(folder, len(states) * batch_size).exists():
-        path = _batch_file(folder, len(states) * batch_size)
+    while (path := _batch_file(folder, len(states) * batch_size)).exists():
         try:
             state = torch.load(path, weights_only=True)
         except Exception as error:  # noqa: BLE001 -- any unreadable file gets the same one line
@@ -41,15 +41,6 @@ def _resume(folder, identity, batch_size):
                              "remove it to start over")
         states.append(state)
     return states
-
-
-def _save(path, identity, samples, generator, nfe, seconds):
-    """One finished batch, atomically: a kill leaves the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"identity": identity, "samples": samples, "generator": generator.get_state(), "nfe": nfe,
-                "seconds": seconds}, tmp)
-    tmp.replace(path)
 
 
 def _clean(folder, n, batch_size):
@@ -91,8 +82,9 @@ def sample_in_batches(name, model, sde, shape, *, steps, seed=0, batch_size=256,
         chunks.append(result.samples.clamp(-1, 1).cpu())
         nfe = result.nfe
         if partial is not None and start + size < n:
-            _save(_batch_file(partial, start), identity, chunks[-1], generator, nfe,
-                  earlier + time.perf_counter() - started)
+            # atomically (a kill leaves the whole file or none); a full disk is one line naming the file
+            atomic_save({"identity": identity, "samples": chunks[-1], "generator": generator.get_state(), "nfe": nfe,
+                         "seconds": earlier + time.perf_counter() - started}, _batch_file(partial, start))
     if partial is not None:
         _clean(partial, n, batch_size)
     return SampleResult(torch.cat(chunks), nfe, resumed_seconds=earlier)

@@ -63,7 +63,7 @@ SETTINGS = (
     # 32 px: 1.5 M parameters. Measured 2026-11-27, one CPU thread beside a second run: 0.62 steps/s, so
     # 2.2 h for the 5,000 iterations; 3.1 s a forward of 250 images channels-last (3.9 s plain), so the
     # three verdict evaluations (2,300 forwards) take about 2 h. About 4 h a run, 25 core-hours for
-    # 3 seeds x 2 arms: what the CPU allows. Seed 0 of E then trained in 167 min (0.50 steps/s: tests beside it)
+    # 3 seeds x 2 arms: what the CPU allows (the cost below: as measured since)
     Setting("shapes", 32, ("E", "D"), (0, 1, 2), 5_000, NET_32PX, role="32px",
             cost="4-5 h a run on one CPU thread beside a second run: 2.2-2.8 h training (seed 0 of E: 167 min), "
                  "about 2 h evaluation"),
