@@ -26,9 +26,10 @@ class TrainedRun:
     path: Path
 
 
-def load_run(path, device="cpu", use_ema=True, channels_last=None):
+def load_run(path, device="cpu", use_ema=True, channels_last=None, compile_backend=None):
     """``path`` is a workdir (its newest checkpoint that verifies) or a checkpoint file. The model runs
-    channels-last if ``channels_last`` says so (``None``: as the run trained, ``model.channels_last``)."""
+    channels-last if ``channels_last`` says so (``None``: as the run trained, ``model.channels_last``),
+    and through ``torch.compile`` with ``compile_backend`` (e.g. ``"inductor"``) if one is named."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"--workdir: {path} does not exist")
@@ -57,4 +58,6 @@ def load_run(path, device="cpu", use_ema=True, channels_last=None):
         ) from error
     if config.model.channels_last if channels_last is None else channels_last:
         model.use_channels_last()
+    if compile_backend is not None:
+        model.use_compile(compile_backend)
     return TrainedRun(model.eval(), build_sde(config.diffusion), config, int(state["step"]), path)

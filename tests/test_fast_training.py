@@ -49,17 +49,35 @@ def _is_channels_last(model):
     return all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
 
 
-def test_a_run_restored_channels_last_samples_what_the_plain_one_samples(tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_a_run_restored_channels_last_samples_what_the_plain_one_samples(tmp_path, device, monkeypatch):
     from sde_edge.restore import load_run
     from sde_edge.sampling import sample
 
-    train(_config(**{"training.n_iters": 5}), tmp_path, progress=False)  # trained plain
-    plain, fast = load_run(tmp_path), load_run(tmp_path, channels_last=True)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # both layouts in full fp32 on a GPU
+    config = _config(**{"training.n_iters": 5})
+    config.device = device
+    train(config, tmp_path, progress=False)  # trained plain
+    plain, fast = load_run(tmp_path, device=device), load_run(tmp_path, device=device, channels_last=True)
     assert not _is_channels_last(plain.model) and _is_channels_last(fast.model)  # the switch acts
-    drawn = [sample("ddpm", run.model, run.sde, (6, 1, 8, 8), steps=20, generator=torch.Generator().manual_seed(3))
-             for run in (plain, fast)]
+    drawn = [sample("ddpm", run.model, run.sde, (6, 1, 8, 8), steps=20, device=device,
+                    generator=torch.Generator(device).manual_seed(3)) for run in (plain, fast)]
     assert drawn[1].samples.is_contiguous()  # the usual layout comes back
     assert torch.allclose(drawn[1].samples, drawn[0].samples, atol=1e-4)
+
+
+def test_a_run_restored_compiled_samples_what_the_eager_one_samples(tmp_path):
+    """What the experiments' evaluations do on a GPU (with inductor); aot_eager traces the same graph
+    without inductor's C++ compiling."""
+    from sde_edge.restore import load_run
+    from sde_edge.sampling import sample
+
+    train(_config(**{"training.n_iters": 5}), tmp_path, progress=False)
+    eager, compiled = load_run(tmp_path), load_run(tmp_path, compile_backend="aot_eager")
+    assert isinstance(compiled.model.net, torch._dynamo.eval_frame.OptimizedModule)  # the switch acts
+    drawn = [sample("ddpm", run.model, run.sde, (6, 1, 8, 8), steps=20, generator=torch.Generator().manual_seed(3))
+             for run in (eager, compiled)]
+    assert torch.allclose(drawn[1].samples, drawn[0].samples, atol=1e-5)
 
 
 def test_compile_gives_the_eager_loss_and_gradient():

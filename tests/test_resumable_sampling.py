@@ -40,10 +40,10 @@ def _counting_sample(monkeypatch, fail_at=None):
     return calls
 
 
-def _kill_after_two_batches(model, partial, monkeypatch):
+def _kill_after_two_batches(model, partial, monkeypatch, **changes):
     _counting_sample(monkeypatch, fail_at=3)
     with pytest.raises(KeyboardInterrupt):
-        _draw(model, partial)
+        _draw(model, partial, **changes)
     monkeypatch.undo()
 
 
@@ -89,3 +89,15 @@ def test_a_file_where_the_partial_folder_belongs_is_one_line_and_kept(model, tmp
     with pytest.raises(ValueError, match=r"draw\.partial: expected the folder of a partial sampling run"):
         _draw(model, partial)
     assert partial.read_text() == "mine"
+
+
+@pytest.mark.cuda
+def test_a_killed_cuda_run_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """The kept generator state is the CUDA generator's: a resume on the GPU draws the same noise."""
+    sde = build_sde(default_diffusion())
+    cuda_model = MixtureOracle(edge_rich_images(3, dtype=torch.float32).to("cuda"), (0.5, 0.3, 0.2), sde), sde
+    whole = _draw(cuda_model, device="cuda")
+    partial = tmp_path / "draw.partial"
+    _kill_after_two_batches(cuda_model, partial, monkeypatch, device="cuda")
+    resumed = _draw(cuda_model, partial, device="cuda")
+    assert torch.equal(resumed.samples, whole.samples) and not partial.exists()

@@ -18,9 +18,16 @@ class ScoreModel(nn.Module):
         """Run the network in channels-last memory (weights and input; the output comes back in the
         usual layout): the same math to rounding, sometimes faster convolutions (``model.channels_last``;
         on one CPU thread 1.25x for a 250-image batch of the 32 px comparison network, 1.00x for the
-        16 px demo UNet: ``tools/bench.py``)."""
+        16 px demo UNet; on an H100 0.80x for the 64 px one: ``tools/bench.py``, README)."""
         self.to(memory_format=torch.channels_last)
         self.channels_last = True
+        return self
+
+    def use_compile(self, backend="inductor"):
+        """Run the network through ``torch.compile`` (for sampling; training compiles in
+        ``fast_training``): the same math to rounding; on an H100 the 64 px comparison network's
+        forward of 250 images took 29 ms compiled against 52 ms eager. The first call compiles."""
+        self.net = torch.compile(self.net, backend=backend)
         return self
 
     def forward(self, x, t):
