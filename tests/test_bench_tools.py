@@ -1,6 +1,8 @@
 """tools/: the benchmark, the solver-order measurement and the GPU check script (small settings)."""
 import sys
 
+import torch
+
 import forked
 from helpers import ROOT, TINY
 from sde_edge.tables import read_csv
@@ -62,3 +64,27 @@ def test_gpu_check_parses_and_calls_only_what_exists():
         assert set(only.split(",")) <= benches, only
     for config in re.findall(r"--config (\S+)", text):
         assert (ROOT / config).exists(), config
+
+
+def test_the_options_baseline_is_fp32_eager_whatever_the_config_turns_on(monkeypatch):
+    """A paper-scale config turns bf16, compile, channels-last and fused Adam on; its 'fp32 eager' row
+    must still be plain (an H100 lease once measured the config's own combination in every row)."""
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    import bench_training
+
+    from sde_edge.config import load_config
+
+    config = load_config(TINY)
+    config.training.precision, config.model.channels_last, config.optim.fused = "bf16", True, True
+    measured = []
+
+    def fake_step(config, device, repeats, batch):
+        measured.append((config.training.precision, config.model.channels_last, config.optim.fused,
+                         config.training.compile))
+        return 0.1
+
+    monkeypatch.setattr(bench_training, "_step_seconds", fake_step)
+    table, _ = bench_training.bench_options(config, torch.device("cpu"), 1)
+    assert measured[0] == ("fp32", False, False, False)  # the baseline
+    assert measured[-1] == ("bf16", True, True, False)  # the config's own combination, a row of its own
+    assert "as configured: precision=bf16, channels_last=True, fused=True" in table

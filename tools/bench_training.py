@@ -26,7 +26,11 @@ from sde_edge.process_registry import build_sde
 
 OPTIONS = {"fp32 eager": {}, "bf16": {"training.precision": "bf16"}, "fp16 + scaler": {"training.precision": "fp16"},
            "channels_last": {"model.channels_last": True}, "fused Adam": {"optim.fused": True},
-           "cudnn.benchmark": {"training.cudnn_benchmark": True}, "compile (inductor)": {"training.compile": True}}
+           "cudnn.benchmark": {"training.cudnn_benchmark": True}, "compile (inductor)": {"training.compile": True},
+           "compile (cudagraphs)": {"training.compile": True, "training.compile_backend": "cudagraphs"}}
+
+PLAIN = {"training.precision": "fp32", "training.compile": False, "model.channels_last": False, "optim.fused": False,
+         "training.cudnn_benchmark": False}
 
 
 def _with(config, changes):
@@ -73,9 +77,18 @@ def _sync(device):
 def bench_options(config, device, repeats, include_compile=False):
     batch = torch.rand((config.training.batch_size, config.data.num_channels, config.data.image_size,
                         config.data.image_size), generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
-    rows, base = {}, _with(config, {"training.cudnn_benchmark": False})  # each option alone against fp32 eager
-    for name, changes in OPTIONS.items():
-        if name.startswith("compile") and not include_compile:
+    # each option alone against fp32 eager: the config's own choices (the paper-scale configs turn on
+    # bf16, compile, channels-last and fused Adam) are turned off first
+    rows, base = {}, _with(config, PLAIN)
+    own = {name: config[name.split(".")[0]][name.split(".")[1]] for name in PLAIN}
+    own = {name: value for name, value in own.items() if value != PLAIN[name]}
+    cases = dict(OPTIONS)
+    if own:  # the config's own combination, as a row of its own
+        cases["as configured: " + ", ".join(f"{name.split('.')[1]}={value}" for name, value in own.items())] = own
+    for name, changes in cases.items():
+        cuda_only = name.endswith("(cudagraphs)")
+        compiles = changes.get("training.compile", False)
+        if compiles and not include_compile or cuda_only and device.type != "cuda":
             continue
         try:
             rows[name] = _step_seconds(_with(base, changes), device, repeats, batch)
