@@ -38,9 +38,9 @@ def get_config():
     training.keep_every = 100_000
     training.eval_freq = 5_000
     training.log_freq = 100
-    # the usual GPU choices, off by default because none pays on a CPU. Measured on one H100 in eager
-    # mode (README, "On a GPU"): bf16, fp16, channels-last and fused Adam each within 4% of this
-    # network's 53.5 ms fp32 step; torch.compile, with which they are meant, not yet measured there
+    # the usual GPU choices, off by default because none pays on a CPU. Measured on one H100 (README,
+    # "On a GPU"): a step of this network takes 55.7 ms with all four against 99.4 in fp32 eager
+    # (1.78x); bf16 with compile alone 58.7, compile alone 82.6, channels-last alone 117.9
     training.precision = "bf16"
     training.compile = True
     model.channels_last = True

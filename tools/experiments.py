@@ -90,8 +90,10 @@ FOOTER = """## Details and what a GPU would settle
   carry the paper's Appendix E settings; README.md ("Paper-scale runs") shows how to train them
   with torchrun and evaluate them with `sde-edge eval-samples --features inception`.
 * The GPU recipe, `python tools/experiments.py comparison64` (E vs D on 64 px shapes, 3 seeds x
-  5,000 iterations), needs about 40 minutes of an H100 (measured: its six trainings side by side
-  make 18 steps/s together). The one GPU lease this project has had (15 minutes) ran them to about
+  5,000 iterations; `bash tools/gpu_check.sh` runs it), needs about 25 minutes of an H100 (measured
+  2026-11-27: its six trainings side by side, compiled and under MPS, make 31 steps/s together, and
+  the evaluations sample on the GPU, compiled). The project's two 15-minute GPU leases went to the
+  CUDA tests and to measuring what makes the recipe fast; the first ran its trainings to about
   step 550, so its rows are not in this report yet."""
 
 

@@ -46,6 +46,10 @@ classifier=$!
 # the GPU recipe: six workers side by side, each training and then evaluating its share of the runs
 # (--shard i/6), leaving about 90 s for the report and the demo benchmark
 budget=$(( $(left) - 90 ))
+# MPS runs the six processes' kernels on the GPU at once instead of in turns: 25.2 steps/s in all
+# against 19.5 on the H100 (30.7 with the recipe's compiled step)
+mps=0
+if [ -z "${QUICK:-}" ] && nvidia-cuda-mps-control -d >/dev/null 2>&1; then mps=1; log "MPS started"; fi
 pids=()
 for i in 0 1 2 3 4 5; do
     OMP_NUM_THREADS=2 timeout -s TERM -k 60 "$budget" $PYTHON tools/experiments.py comparison64 \
@@ -54,6 +58,7 @@ for i in 0 1 2 3 4 5; do
 done
 stopped=0
 for pid in "${pids[@]}"; do wait "$pid" || stopped=$((stopped + 1)); done
+[ "$mps" = 0 ] || echo quit | nvidia-cuda-mps-control
 for metrics in "$ROOT"/trainings/*/metrics.csv; do
     log "$(basename "$(dirname "$metrics")"): step $(tail -n 1 "$metrics" | cut -d, -f1)"
 done

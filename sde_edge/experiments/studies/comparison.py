@@ -267,14 +267,14 @@ def paired_differences(rows, setting, sampler, ours, baseline):
 
 @register
 class GpuComparison(Comparison):
-    """The 64 px shapes comparison (E vs D, 3 seeds) sized for 40 minutes of one GPU, end to end:
+    """The 64 px shapes comparison (E vs D, 3 seeds), about 25 minutes of one H100, end to end:
     ``python tools/experiments.py comparison64`` on a CUDA machine (``--quick`` on the CPU)."""
 
     name = "comparison64"
     position = 11
     title = "The paper's comparison at 64 px on a GPU (claim 1)"
     claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role == "64px")
-    summary = "the GPU recipe: E vs D on 64 px shapes, 3 seeds x 5,000 iterations (about 40 H100-minutes)"
+    summary = "the GPU recipe: E vs D on 64 px shapes, 3 seeds x 5,000 iterations (about 25 H100-minutes)"
     sweep_arms = ()  # the recipe of configs/paper/, chosen by the 16 px sweep
     intro = INTRO_64
     where_runs = "one of six side by side on one GPU"
