@@ -55,8 +55,9 @@ def test_gpu_check_parses_and_calls_only_what_exists():
     script = ROOT / "tools" / "gpu_check.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True).returncode == 0
     text = script.read_text()
-    studies = set(re.findall(r"tools/experiments\.py (\w+)", text))
-    assert studies == {"comparison64"} and studies <= set(STUDIES)
+    assert re.findall(r"tools/experiments\.py (\S+)", text) == ['"$STUDY"'] * 2  # the workers, the report
+    studies = set(re.findall(r"(\w+)\) SIZE=", text)) | set(re.findall(r"STUDY=\$\{STUDY:-(\w+)\}", text))
+    assert studies == {"comparison64", "comparison"} and studies <= set(STUDIES)
     assert all(STUDIES[name].evaluates_in_shards for name in studies)  # its workers use --shard alone
     bench = (ROOT / "tools" / "bench.py").read_text()
     benches = set(re.search(r"BENCHES = \{(.*?)\}", bench, re.S)[1].replace('"', " ").replace(":", " ").split())

@@ -9,14 +9,18 @@
 #   bash tools/gpu_check.sh [DEADLINE_SECONDS=560] [OUT_DIR=gpu_check] [ROOT=runs/gpu]
 #   QUICK=1 bash tools/gpu_check.sh 300 /tmp/check /tmp/gpu   # the same steps on a CPU, tiny (a rehearsal)
 #
-# The comparison64 trainings and evaluations live under ROOT (git ignores runs/). Set
-# SDE_EDGE_CACHE to a folder holding classifiers/shapes-64px-1ch-v3.pt to reuse that classifier.
+# STUDY=comparison runs the comparison study's runs that are not kept yet (its 32 px seeds, hours
+# each on a CPU) in the recipe's place. The trainings and evaluations live under ROOT (git
+# ignores runs/); OUT_DIR/results.tgz holds the kept records and the report, to unpack in a checkout.
+# Set SDE_EDGE_CACHE to a folder holding classifiers/shapes-<SIZE>px-1ch-v3.pt to reuse that classifier.
 set -u
 DEADLINE=${1:-560}
 OUT_DIR=${2:-gpu_check}
 ROOT=${3:-runs/gpu}
 PYTHON=${PYTHON:-python3}
-if [ -n "${QUICK:-}" ]; then SIZE=8 STUDY_FLAGS=--quick DEVICE=cpu; else SIZE=64 STUDY_FLAGS= DEVICE=cuda; fi
+STUDY=${STUDY:-comparison64}
+case "$STUDY" in comparison) SIZE=32 ;; comparison64) SIZE=64 ;; *) echo "STUDY: comparison64 or comparison, got $STUDY"; exit 2 ;; esac
+if [ -n "${QUICK:-}" ]; then SIZE=8 STUDY_FLAGS=--quick DEVICE=cpu; else STUDY_FLAGS= DEVICE=cuda; fi
 START=$SECONDS
 mkdir -p "$OUT_DIR" "$ROOT"
 left() { echo $((DEADLINE - (SECONDS - START))); }
@@ -33,9 +37,11 @@ timeout 150 $PYTHON -m pytest -q -m cuda -n 4 tests >"$OUT_DIR/cuda_tests.log" 2
 log "CUDA tests (rc $?): $(tail -n 1 "$OUT_DIR/cuda_tests.log")"
 # the paper-scale network's training options, while the GPU has nothing else to do
 # (on the H100: 90 s were too few for 10 repeats beside the rendering; 5 repeats alone took under 150 s)
-timeout 150 $PYTHON tools/bench.py --device $DEVICE --only options --config configs/celeba64_edge.py --repeats 5 \
-    >>"$OUT_DIR/bench.md" 2>&1
-log "benchmark: options of the 35 M-parameter network (rc $?)"
+if [ -z "${QUICK:-}" ]; then  # (minutes of a CPU in a rehearsal)
+    timeout 150 $PYTHON tools/bench.py --device $DEVICE --only options --config configs/celeba64_edge.py --repeats 5 \
+        >>"$OUT_DIR/bench.md" 2>&1
+    log "benchmark: options of the 35 M-parameter network (rc $?)"
+fi
 wait $render
 log "$SIZE px shapes rendered (rc $?)"
 
@@ -52,7 +58,7 @@ mps=0
 if [ -z "${QUICK:-}" ] && nvidia-cuda-mps-control -d >/dev/null 2>&1; then mps=1; log "MPS started"; fi
 pids=()
 for i in 0 1 2 3 4 5; do
-    OMP_NUM_THREADS=2 timeout -s TERM -k 60 "$budget" $PYTHON tools/experiments.py comparison64 \
+    OMP_NUM_THREADS=2 timeout -s TERM -k 60 "$budget" $PYTHON tools/experiments.py "$STUDY" \
         --shard "$i/6" --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/worker_$i.log" 2>&1 &
     pids+=($!)
 done
@@ -66,8 +72,10 @@ wait $classifier
 log "classifier (rc $?): held-out accuracy $(tail -n 1 "$OUT_DIR/classifier.log")"
 [ "$stopped" = 0 ] || log "$stopped of 6 workers stopped at the deadline (trainings checkpointed): run this again to resume"
 # the report rows from what is on disk (arms not done are marked pending)
-timeout 60 $PYTHON tools/experiments.py comparison64 --cached --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/comparison64.log" 2>&1
-log "comparison64 report (rc $?): $(tail -n 1 "$OUT_DIR/comparison64.log")"
+timeout 60 $PYTHON tools/experiments.py "$STUDY" --cached --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/$STUDY.log" 2>&1
+log "$STUDY report (rc $?): $(tail -n 1 "$OUT_DIR/$STUDY.log")"
+report=paper_appendix; [ -z "${QUICK:-}" ] || report=$ROOT  # --quick reports under ROOT and keeps nothing
+tar czf "$OUT_DIR/results.tgz" "$report/REPRODUCTION.md" "$report/reproduction"
 
 # the demo network's tables with what is left
 if [ "$(left)" -gt 30 ]; then
