@@ -91,6 +91,12 @@ def test_sample_defaults_to_the_runs_sampling_config_and_takes_sampler_options(t
     assert with_eta.returncode == 0 and "(ddim, 5 steps" in with_eta.stdout
     refused = _sde_edge("sample", f"--workdir={tiny_run}", "--n=4", "--sampler=ddpm", "--eta=0.5", f"--out={out}")
     _assert_one_line_error(refused, "--eta", "ddpm")
+    # --compile runs the network through torch.compile (aot_eager traces as inductor does, without its
+    # C++ compiling): the same samples to rounding
+    compiled = _sde_edge("sample", f"--workdir={tiny_run}", "--n=10", "--seed=3", f"--out={out}", "--batch_size=4",
+                         "--compile=aot_eager")
+    assert compiled.returncode == 0 and "network compiled with aot_eager" in compiled.stdout, compiled.stderr
+    assert np.allclose(np.load(out)["samples"], samples, atol=1e-5)
 
 
 def test_eval_nll_reads_its_defaults_from_config_eval_and_explains_the_bound(tiny_run):

@@ -47,10 +47,11 @@ def config_from_flag(holder):
     return holder.value
 
 
-def open_run(workdir, device_name, out=None, out_is_folder=False):
-    """(run, device, out): the run's newest verified checkpoint on the device, after checking that
-    --workdir was given and that --out (a file's folder, or a folder) can be written, so nothing is
-    computed before a mistake in the command line shows."""
+def open_run(workdir, device_name, out=None, out_is_folder=False, compile_backend=None):
+    """(run, device, out): the run's newest verified checkpoint on the device (its network compiled
+    with ``compile_backend`` if one is named), after checking that --workdir was given and that --out
+    (a file's folder, or a folder) can be written, so nothing is computed before a mistake in the
+    command line shows."""
     from sde_edge.devices import resolve_device
     from sde_edge.restore import load_run
     from sde_edge.workdir import ensure_writable
@@ -61,4 +62,4 @@ def open_run(workdir, device_name, out=None, out_is_folder=False):
     if out is not None:
         out = Path(out)
         ensure_writable(out if out_is_folder else out.parent, "--out")
-    return load_run(workdir, device=device), device, out
+    return load_run(workdir, device=device, compile_backend=compile_backend), device, out

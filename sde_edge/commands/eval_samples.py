@@ -81,7 +81,8 @@ def main():
         from sde_edge.sampling.batched import sample_in_batches
 
         out = _OUT.value or Path(_WORKDIR.value) / f"eval_samples_{_SPLIT.value}"
-        run, device, out = open_run(_WORKDIR.value, _DEVICE.value, out, out_is_folder=True)
+        run, device, out = open_run(_WORKDIR.value, _DEVICE.value, out, out_is_folder=True,
+                                    compile_backend=_CHOSEN.compile_backend())
         config = run.config
         name, steps, grid, options = _CHOSEN(config.sampling)
         n = _N.value or config.eval.num_samples

@@ -26,7 +26,8 @@ def main():
     from sde_edge.figures import save_grid
     from sde_edge.sampling.batched import sample_in_batches
 
-    run, device, out = open_run(_RUN.workdir.value, _RUN.device.value, _RUN.out.value)
+    run, device, out = open_run(_RUN.workdir.value, _RUN.device.value, _RUN.out.value,
+                                compile_backend=_CHOSEN.compile_backend())
     name, steps, grid, options = _CHOSEN(run.config.sampling)
     n = _N.value or run.config.sampling.num_samples
     result = sample_in_batches(name, run.model, run.sde, image_shape(run.config, n), steps=steps, grid=grid,
@@ -34,5 +35,6 @@ def main():
                                partial=out.with_suffix(".partial"), source=run.path, **options)
     np.savez(out, samples=result.samples.numpy())
     grid_path = save_grid(result.samples[:256], out.with_suffix(".png"))
-    print(f"{n} samples ({name}, {steps} steps on the {grid} grid, {result.nfe} NFE per batch) from step {run.step}: "
-          f"{out}, grid {grid_path}")
+    compiled = f", network compiled with {run.model.compiled_with}" if run.model.compiled_with else ""
+    print(f"{n} samples ({name}, {steps} steps on the {grid} grid, {result.nfe} NFE per batch{compiled}) from step "
+          f"{run.step}: {out}, grid {grid_path}")

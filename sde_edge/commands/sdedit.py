@@ -64,7 +64,8 @@ def main():
     from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
     from sde_edge.tensors import check_data_range
 
-    run, device, out = open_run(_RUN.workdir.value, _RUN.device.value, _RUN.out.value)
+    run, device, out = open_run(_RUN.workdir.value, _RUN.device.value, _RUN.out.value,
+                                compile_backend=_CHOSEN.compile_backend())
     c = run.config
     if _GUIDES.value:
         guides, sources = (
