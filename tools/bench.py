@@ -156,7 +156,7 @@ def _network(config, device):
 
 def bench_samplers(config, device, repeats, steps=50, batch=64):
     model, sde, _ = _network(config, device)
-    channels_last = copy.deepcopy(model).use_channels_last()  # what the experiments' evaluations sample with
+    channels_last = copy.deepcopy(model).use_channels_last()  # what the experiments' evaluations use on a CPU
     shape = image_shape(config, batch)
     rows, shares, speedup = [], [], float("nan")
     for name, options in SAMPLER_CASES:
