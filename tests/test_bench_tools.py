@@ -89,3 +89,12 @@ def test_the_options_baseline_is_fp32_eager_whatever_the_config_turns_on(monkeyp
     assert measured[0] == ("fp32", False, False, False)  # the baseline
     assert measured[-1] == ("bf16", True, True, False)  # the config's own combination, a row of its own
     assert "as configured: precision=bf16, channels_last=True, fused=True" in table
+
+
+def test_forward_and_side_by_side_benchmarks_run(tmp_path):
+    command = [sys.executable, str(ROOT / "tools" / "bench.py"), "--repeats=2", "--device=cpu", f"--config={TINY}",
+               "--only=forward,side_by_side", "--batch=4", "--processes=1,2"]
+    result = forked.run(command, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for needle in ("| eager |", "| channels-last |", "| bf16 autocast |", "| 1 |", "| 2 |", "steps/s in all"):
+        assert needle in result.stdout, needle

@@ -55,7 +55,8 @@ def test_bad_field_anywhere_is_refused_at_load_with_its_name(field, value):
 
 
 SHIPPED = ["default.py", "digits_edge.py", "digits_ddpm.py", "digits_edge_ramp.py", "shapes_edge.py", "shapes_ddpm.py",
-           "digits_blur.py", "digits_bluenoise.py", "shapes_blur.py", "shapes_bluenoise.py"]
+           "digits_blur.py", "digits_bluenoise.py", "shapes_blur.py", "shapes_bluenoise.py",
+           "paper/shapes64_recipe_edge.py"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -13,6 +13,8 @@ likelihood: the probability-flow ODE likelihood (Hutchinson) against ODE samplin
 options:    the training step with bf16, fp16, channels-last, fused Adam, cudnn.benchmark (and torch.compile with
             --compile) against fp32 eager (tools/bench_training.py).
 pipeline:   a synthetic folder of 2,000 JPEGs at 64 px: open, loader images/s, waiting share.
+forward, side_by_side (not run by default): the network's forward eager / channels-last / bf16 /
+            compiled, and N training processes at once (tools/bench_gpu.py).
 """
 import copy
 import re
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import torch
 from absl import app, flags
+from bench_gpu import bench_forward, bench_side_by_side
 from bench_training import bench_options, bench_pipeline
 
 from sde_edge.config import image_shape, load_config
@@ -37,11 +40,12 @@ from sde_edge.sampling import sample
 
 ROOT = Path(__file__).resolve().parents[1]
 _ONLY = flags.DEFINE_list("only", ["train", "samplers", "likelihood", "options", "pipeline"],
-                          "Which benchmarks: train, samplers, likelihood, options, pipeline.")
-_COMPILE = flags.DEFINE_bool("compile", False, "options: include torch.compile (minutes of compiling on a CPU).")
+                          "Which benchmarks: train, samplers, likelihood, options, pipeline, forward, side_by_side.")
+_COMPILE = flags.DEFINE_bool("compile", False, "options, forward: include torch.compile (minutes on a CPU).")
+_PROCESSES = flags.DEFINE_list("processes", ["1", "6"], "side_by_side: how many processes at once, each count.")
 _PIPELINE_IMAGES = flags.DEFINE_integer("pipeline_images", 2000, "pipeline: JPEGs in the synthetic folder.")
 _REPEATS = flags.DEFINE_integer("repeats", 40, "Timed repetitions per case.")
-_BATCH = flags.DEFINE_integer("batch", 64, "samplers, likelihood: images per batch.")
+_BATCH = flags.DEFINE_integer("batch", 64, "samplers, likelihood, forward: images per batch.")
 _SAMPLER_STEPS = flags.DEFINE_integer("sampler_steps", 50, "samplers: steps per sampler.")
 _TOLERANCE = flags.DEFINE_float("tolerance", 1e-5, "likelihood: rtol = atol of the adaptive ODE solver.")
 _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
@@ -238,8 +242,17 @@ def _bench_pipeline(config, device, repeats):
     return bench_pipeline(config, device, repeats, n_images=_PIPELINE_IMAGES.value)
 
 
+def _bench_forward(config, device, repeats):
+    return bench_forward(config, device, repeats, batch=_BATCH.value, include_compile=_COMPILE.value)
+
+
+def _bench_side_by_side(config, device, repeats):
+    return bench_side_by_side(config, device, repeats, counts=[int(n) for n in _PROCESSES.value])
+
+
 BENCHES = {"train": bench_train, "samplers": _bench_samplers, "likelihood": _bench_likelihood,
-           "options": _bench_options, "pipeline": _bench_pipeline}
+           "options": _bench_options, "pipeline": _bench_pipeline, "forward": _bench_forward,
+           "side_by_side": _bench_side_by_side}
 
 
 def write_readme_section(name, text):
