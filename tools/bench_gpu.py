@@ -13,23 +13,15 @@ import time
 
 import torch
 import torch.multiprocessing as mp
-from bench_training import PLAIN, _sync, _with
+from bench_training import PLAIN, _sync, _with, random_images, training_step
 
-from sde_edge.fast_training import build_optimizer, choose_convolutions, fast_network
-from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
-from sde_edge.process_registry import build_sde
-
-
-def _images(config, batch, device):
-    size = config.data.image_size
-    return torch.rand((batch, config.data.num_channels, size, size), device=device) * 2 - 1
 
 
 def bench_forward(config, device, repeats, batch=250, include_compile=False):
     torch.manual_seed(0)
     model = build_model(_with(config, PLAIN)).to(device).eval()
-    x, t = _images(config, batch, device), torch.full((batch,), 0.5, device=device)
+    x, t = random_images(config, batch, device), torch.full((batch,), 0.5, device=device)
     cases = {"eager": (model, False), "channels-last": (copy.deepcopy(model).use_channels_last(), False),
              "bf16 autocast": (model, True)}
     if include_compile:
@@ -57,19 +49,7 @@ def bench_forward(config, device, repeats, batch=250, include_compile=False):
 def _train_steps(config, device_name, steps, barrier, queue):
     """One process's share of side_by_side: warm up, wait for the others, time ``steps`` steps."""
     device = torch.device(device_name)
-    torch.manual_seed(0)
-    model = build_model(config).to(device)
-    choose_convolutions(config, device)
-    network, optimizer = fast_network(model, model, config), build_optimizer(model, config.optim)
-    loss = ScoreMatchingLoss.from_config(config.training, build_sde(config.diffusion))
-    x0 = _images(config, config.training.batch_size, device)
-
-    def step():
-        t = torch.rand(len(x0), device=device) * 0.98 + 0.01
-        loss(network, x0, t, torch.randn_like(x0)).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
+    step = training_step(config, device, random_images(config, config.training.batch_size, device))
     for _ in range(3):  # (compiles in the first)
         step()
     _sync(device)

@@ -41,7 +41,15 @@ def _with(config, changes):
     return config
 
 
-def _step_seconds(config, device, repeats, batch):
+def random_images(config, batch, device, generator=None):
+    """``batch`` images of the config's shape, uniform in [-1, 1] (drawn on the CPU)."""
+    size = config.data.image_size
+    return torch.rand((batch, config.data.num_channels, size, size), generator=generator).to(device) * 2 - 1
+
+
+def training_step(config, device, batch):
+    """A fresh model's training step on ``batch`` with the config's options (fp16 with its scaler):
+    a callable that draws t and the noise and takes one optimiser step."""
     torch.manual_seed(0)
     model = build_model(config).to(device)
     choose_convolutions(config, device)
@@ -49,12 +57,10 @@ def _step_seconds(config, device, repeats, batch):
     scaler = torch.amp.GradScaler(device.type) if config.training.precision == "fp16" else None
     loss = ScoreMatchingLoss.from_config(config.training, build_sde(config.diffusion))
     generator = torch.Generator(device).manual_seed(0)
-    times = []
-    for i in range(repeats + 3):  # three warm-up steps (compile happens in the first)
+
+    def step():
         t = torch.rand(len(batch), generator=generator, device=device) * 0.98 + 0.01
         eps = torch.randn(batch.shape, generator=generator, device=device)
-        _sync(device)
-        start = time.perf_counter()
         value = loss(network, batch, t, eps)
         (value if scaler is None else scaler.scale(value)).backward()
         if scaler is None:
@@ -63,6 +69,16 @@ def _step_seconds(config, device, repeats, batch):
             scaler.step(optimizer)
             scaler.update()
         optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _step_seconds(config, device, repeats, batch):
+    step, times = training_step(config, device, batch), []
+    for i in range(repeats + 3):  # three warm-up steps (compile happens in the first)
+        _sync(device)
+        start = time.perf_counter()
+        step()
         _sync(device)
         if i >= 3:
             times.append(time.perf_counter() - start)
@@ -75,8 +91,7 @@ def _sync(device):
 
 
 def bench_options(config, device, repeats, include_compile=False):
-    batch = torch.rand((config.training.batch_size, config.data.num_channels, config.data.image_size,
-                        config.data.image_size), generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
+    batch = random_images(config, config.training.batch_size, device, torch.Generator().manual_seed(0))
     # each option alone against fp32 eager: the config's own choices (the paper-scale configs turn on
     # bf16, compile, channels-last and fused Adam) are turned off first
     rows, base = {}, _with(config, PLAIN)
