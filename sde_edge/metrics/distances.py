@@ -1,7 +1,9 @@
 """Distances between generated and reference feature sets (numpy arrays (N, D)).
 
-* FD: clean-fid's ``frechet_distance`` of Gaussians fitted to the features, plus a bootstrap
-  standard error over the generated set (the reference held fixed).
+* FD of Gaussians fitted to the features (clean-fid's formula, computed here by a symmetric
+  eigenvalue problem: clean-fid 0.1.35 calls ``scipy.linalg.sqrtm(..., disp=False)``, which
+  scipy 1.18 no longer accepts), plus a bootstrap standard error over the generated set (the
+  reference held fixed).
 * KID: clean-fid's ``kernel_distance`` (cubic polynomial kernel, unbiased MMD^2), one subset at
   a time so that its mean and standard deviation over subsets come out (clean-fid returns the
   mean only), with numpy's global RNG seeded and restored around it.
@@ -10,10 +12,8 @@
 """
 import contextlib
 import io
-import warnings
 
 import numpy as np
-from scipy import linalg
 
 
 def gaussian_moments(features):
@@ -22,14 +22,9 @@ def gaussian_moments(features):
 
 
 def frechet_distance(features_a, features_b):
-    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^1/2) (clean-fid's stable implementation; its
-    warning about a singular product, routine when there are fewer images than dimensions, is muted)."""
-    from cleanfid.fid import frechet_distance as cleanfid_frechet  # costly to import: only when used
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=linalg.LinAlgWarning)
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        return float(cleanfid_frechet(*gaussian_moments(features_a), *gaussian_moments(features_b)))
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^1/2): the eigenvalues of S_a S_b are those of
+    the symmetric A S_a A with A = S_b^1/2, so no general matrix square root is taken."""
+    return FixedReferenceFD(features_b)(features_a)
 
 
 class FixedReferenceFD:
