@@ -22,6 +22,15 @@ def resolve_device(name="auto", field="--device"):
     return device
 
 
+def describe_device(device):
+    """What a run's minutes were measured on: the GPU's name, or 'CPU, N threads'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"CPU, {threads} thread{'s' if threads > 1 else ''}"
+
+
 def set_cpu_threads(threads=None):
     """torch's CPU threads: ``threads``, or the cores divided among the processes torchrun started,
     so that K processes on a small machine do not oversubscribe it (a 0.12 s step became 2-4 s).

@@ -1,15 +1,45 @@
-"""metrics.csv and TensorBoard of a training run."""
+"""metrics.csv, sessions.csv and TensorBoard of a training run."""
 import csv
+import datetime
 from pathlib import Path
 
+import torch
+
+from sde_edge.devices import describe_device
+
 METRICS = ("step", "loss", "eval_loss", "lr", "grad_norm", "skipped_steps", "steps_per_sec")
+SESSIONS = ("start_step", "device", "torch", "started")
+
+
+def log_session(workdir, start_step, device):
+    """One row of sessions.csv per start or resume: where the steps from start_step on ran (a resumed
+    run can move between machines; its minutes mean nothing without this)."""
+    path = Path(workdir) / "sessions.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(SESSIONS)
+        writer.writerow((start_step, describe_device(device), torch.__version__,
+                         datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")))
+
+
+def session_devices(workdir):
+    """The devices the run's steps ran on, in order of first use ([] for a run from before sessions.csv)."""
+    path = Path(workdir) / "sessions.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(dict.fromkeys(row["device"] for row in csv.DictReader(handle)))
 
 
 class MetricsLogger:
     """metrics.csv always (rows past the resumed step are dropped, so steps strictly increase);
     TensorBoard when importable (train/* and eval/loss)."""
 
-    def __init__(self, workdir, start_step):
+    def __init__(self, workdir, start_step, device=None):
+        if device is not None:
+            log_session(workdir, start_step, device)
         self.path = Path(workdir) / "metrics.csv"
         rows = []
         if self.path.exists():

@@ -100,6 +100,36 @@ def test_the_arm_table_gives_each_runs_training_and_evaluation_minutes():
     assert arm_table([{**entry, "diverged": 1}])[-1].startswith("| shapes16 | E | 4 of 5 (1 diverged) |")
 
 
+def test_an_arm_whose_seeds_ran_on_different_machines_gives_minutes_per_machine():
+    from sde_edge.experiments.studies.comparison_text import arm_table, minutes_by_device
+
+    rows = [{"trained_on": "CPU, 1 thread", "train_minutes": 160.0, "eval_minutes": 100.0},
+            {"trained_on": "NVIDIA H200", "train_minutes": 3.0, "eval_minutes": 1.0},
+            {"trained_on": "NVIDIA H200", "train_minutes": 4.0, "eval_minutes": 2.0}]
+    entry = {"setting": "shapes32", "arm": "E", "seeds": 3, "seeds_of": 3, "complete": True, "fd": 2.9, "fd_se": 0.2,
+             "fd_min": 2.6, "fd_max": 3.3, "grad_norm_median": 89.0, "clipped_share": 0.0, "train_minutes": 55.7,
+             "eval_minutes": 34.3, "minutes_by_device": minutes_by_device(rows)}
+    assert arm_table([entry])[-1].endswith(
+        "| 160 (CPU, 1 thread); 3.5 (NVIDIA H200) | 100 (CPU, 1 thread); 1.5 (NVIDIA H200) |")
+    unrecorded = {**entry, "minutes_by_device": minutes_by_device([{"train_minutes": 60.0, "eval_minutes": 16.0}])}
+    assert arm_table([unrecorded])[-1].endswith("| 56 | 34 |")  # the study's stated machine, in the footnote
+
+
+def test_the_metrics_table_pairs_e_and_d_by_seed_and_names_the_arm_ahead_in_each():
+    from sde_edge.experiments.studies.comparison_text import secondary_table
+
+    # E - D per seed: FD +1, +2, +3 (mean 2, s.e. 0.577: D ahead); precision -0.1, +0.1, 0 (mean 0: nobody);
+    # recall +0.01 on each seed (s.e. 0: E ahead, higher is better); a seed D lacks is left out
+    e = [(11.0, 0.5, 0.81), (12.0, 0.7, 0.81), (13.0, 0.6, 0.81), (99.0, 0.0, 0.0)]
+    d = [(10.0, 0.6, 0.8), (10.0, 0.6, 0.8), (10.0, 0.6, 0.8)]
+    rows = [{"setting": "s", "sampler": "ddpm@10", "arm": arm, "seed": seed, "fd": fd, "precision": p, "recall": r}
+            for arm, values in (("E", e), ("D", d)) for seed, (fd, p, r) in enumerate(values)]
+    row = secondary_table(rows, ["s", "absent"], "ddpm@10")[-1].split(" | ")
+    assert row[:3] == ["| s", "3", "2 ± 0.58 **D**"] and row[3] == "-"  # no KID in these rows
+    assert row[4] == "0 ± 0.058" and row[5].startswith("0.01 ±") and row[5].endswith("**E**")
+    assert secondary_table(rows, ["absent"], "ddpm@10") == ["(no setting has two paired seeds of both arms yet)"]
+
+
 def test_the_sweep_chooses_among_the_ema_weights_only():
     from sde_edge.experiments.studies.comparison_text import sweep_best
 

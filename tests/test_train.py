@@ -48,6 +48,20 @@ def test_held_out_loss_is_logged_to_metrics_csv_and_tensorboard(tmp_path):
     assert [e.value for e in accumulator.Scalars("eval/loss")] == pytest.approx(held_out, rel=1e-6)
 
 
+def test_sessions_csv_records_where_each_start_and_resume_ran(tmp_path):
+    config = load_config(TINY)
+    config.training.n_iters = 10
+    train(config, tmp_path, progress=False)
+    config.training.n_iters = 20
+    train(config, tmp_path, progress=False, accept_config_changes=True)
+    with open(tmp_path / "sessions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    threads = torch.get_num_threads()
+    assert [int(r["start_step"]) for r in rows] == [0, 10]
+    assert {r["device"] for r in rows} == {f"CPU, {threads} thread" + ("s" if threads > 1 else "")}
+    assert all(r["torch"] == torch.__version__ for r in rows)
+
+
 def test_keep_every_keeps_milestones_out_of_the_rotation(tmp_path):
     config = load_config(TINY)
     config.training.keep_checkpoints = 1

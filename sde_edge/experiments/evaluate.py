@@ -16,7 +16,7 @@ import torch
 from sde_edge.checkpoint import checkpoint_path, checkpoint_paths
 from sde_edge.config import image_shape
 from sde_edge.data import load_dataset
-from sde_edge.devices import resolve_device
+from sde_edge.devices import describe_device, resolve_device
 from sde_edge.experiments.kept import keep_evaluation, kept_evaluation
 from sde_edge.experiments.runs import workdir_of
 from sde_edge.figures import save_grid
@@ -163,6 +163,7 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
         save_grid(torch.cat([sources[:8], guides[:8], result.samples[:8]]), cache.with_suffix(".png"), nrow=8)
     metrics = sample_quality(result.samples, reference, features, seed=protocol.seed, progress=False)
     metrics.update(extra, run=spec.key, step=int(run.step), nfe=result.nfe, **asdict(protocol),
+                   device=describe_device(device),
                    wall_seconds=round(time.perf_counter() - started + result.resumed_seconds, 1))
     cache.parent.mkdir(parents=True, exist_ok=True)
     if protocol.t0 is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from sde_edge.checkpoint import checkpoint_paths, checkpoint_step
 from sde_edge.config import load_config
 from sde_edge.experiments.kept import final_step, keep_divergence, keep_training, kept_divergence, kept_training
+from sde_edge.metrics_log import session_devices
 from sde_edge.train import DivergenceError, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -126,13 +127,17 @@ def gradient_statistics(spec, root):
 
 
 def training_facts(spec, root, quick=False):
-    """{train_minutes, grad_norm_median, clipped_share, steps} of a trained run, read from its metrics.csv
-    and kept; where the run is not on disk, what was kept of it ({} if nothing)."""
+    """{train_minutes, grad_norm_median, clipped_share, steps, trained_on} of a trained run, read from its
+    metrics.csv and sessions.csv and kept; where the run is not on disk, what was kept of it ({} if nothing)."""
     if not is_trained(spec, root, quick):
         return kept_training(spec, quick)
     median, clipped = gradient_statistics(spec, root)
     facts = {"train_minutes": training_minutes(spec, root), "grad_norm_median": median, "clipped_share": clipped,
              "steps": final_step(spec, quick)}
+    # where it ran: sessions.csv, else what was kept (else, for runs from before sessions.csv, unknown)
+    trained_on = " + ".join(session_devices(workdir_of(spec, root))) or kept_training(spec, quick).get("trained_on")
+    if trained_on:
+        facts["trained_on"] = trained_on
     keep_training(spec, facts, quick)
     return facts
 

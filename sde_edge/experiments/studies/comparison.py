@@ -22,6 +22,9 @@ from sde_edge.experiments.studies.comparison_text import (
     PAPER_GAIN,
     arm_table,
     chosen_recipes,
+    minutes_by_device,
+    paired_differences,
+    secondary_table,
     section_template,
     sweep_table,
 )
@@ -101,7 +104,7 @@ class Comparison(Study):
         for entry in summary:
             entry["diverged"] = len(diverged.get((entry["setting"], entry["arm"]), []))
         if summary:
-            write_csv(summary, out / "summary.csv")
+            write_csv([{k: v for k, v in s.items() if k != "minutes_by_device"} for s in summary], out / "summary.csv")
         final = f"{cr.protocols(quick)[0].sampler}@{cr.protocols(quick)[0].steps}"
         if rows:
             paired_fd_figure(summary, rows, final, out / "fd.png")
@@ -112,6 +115,7 @@ class Comparison(Study):
         claims = self._claims(summary, rows, final, quick, diverged)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
+                      metrics=lines(secondary_table(rows, [s.name for s in self.settings(quick)], final)),
                       n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs,
                       recipes=chosen_recipes(sweep))
         template = section_template(self.title, self.intro, bool(self.swept(quick)))
@@ -175,7 +179,8 @@ class Comparison(Study):
         for row in rows:
             row.update(grad_norm_median=facts.get("grad_norm_median", math.nan),
                        clipped_share=facts.get("clipped_share", math.nan),
-                       train_minutes=facts.get("train_minutes", math.nan), eval_minutes=minutes)
+                       train_minutes=facts.get("train_minutes", math.nan), eval_minutes=minutes,
+                       trained_on=facts.get("trained_on", ""))
         return rows
 
     @staticmethod
@@ -193,6 +198,7 @@ class Comparison(Study):
         entry = next((e for e in entries if e["sampler"] == final), entries[0])
         fds = [r["fd"] for r in mine if r["sampler"] == entry["sampler"]]
         trained = sum(trained_or_kept(cr.run_of(setting, arm, s), root, quick) for s in setting.seeds)
+        entry.update(minutes_by_device=minutes_by_device([r for r in mine if r["sampler"] == entry["sampler"]]))
         entry.update(fd_min=min(fds), fd_max=max(fds), complete=entry["seeds"] == len(setting.seeds),
                      seeds_of=len(setting.seeds), trained=trained)
         for other in entries:
@@ -257,12 +263,6 @@ def diverged_at(error):
     """'step N' from a ``DivergenceError`` (its message names the step), else 'an unknown step'."""
     step = re.search(r"diverged at step (\d+)", str(error))
     return f"step {step[1]}" if step else "an unknown step"
-
-
-def paired_differences(rows, setting, sampler, ours, baseline):
-    """FD(ours) - FD(baseline) per training seed that both arms have evaluated with ``sampler``."""
-    fd = {(r["arm"], r["seed"]): r["fd"] for r in rows if r["setting"] == setting and r["sampler"] == sampler}
-    return [fd[ours, seed] - fd[baseline, seed] for arm, seed in sorted(fd) if arm == ours and (baseline, seed) in fd]
 
 
 @register

@@ -1,7 +1,9 @@
 """The words of the studies ``comparison`` and ``comparison64``: their claims, which arms each compares,
 the sections' templates and their two tables."""
 import math
+import statistics
 
+from sde_edge.experiments.evaluate import mean_and_stderr
 from sde_edge.experiments.report import pm
 
 PAPER_GAIN = 0.3  # the largest FID reduction the paper's Table 1 reports against its DDPM
@@ -94,15 +96,23 @@ ARMS_TABLE = """
 
 $table
 
-Minutes are wall minutes of one run, $where
+Minutes are wall minutes of one run, $where, unless a device is named beside them
 (training: from its metrics.csv; evaluation: the three protocols of the row, $n samples each).
+
+E against D in every metric of the verdict sampler ($final), paired by seed: E - D, mean ± s.e.
+over the seeds both have, and the arm better by more than two s.e. (FD decides the verdicts; the
+others show what kind of difference it is: precision and coverage fall when samples leave the
+data, recall when modes go missing).
+
+$metrics
 
 ![FD per arm](reproduction/$name/fd.png) ![FD against iteration](reproduction/$name/convergence.png)
 """
 
 
 def section_template(title, intro, with_sweep):
-    """The section's Markdown (string.Template: $arms, $final, $n, $recipes, $sweep, $table, $name, $where)."""
+    """The section's Markdown (string.Template: $arms, $final, $metrics, $n, $recipes, $sweep, $table, $name,
+    $where)."""
     return "\n".join(["", f"## {title}", intro, *([SWEEP] if with_sweep else []), ARMS_TABLE])
 
 
@@ -136,6 +146,25 @@ def sweep_table(sweep):
     return lines
 
 
+def minutes_by_device(rows):
+    """{device: (training, evaluation) mean wall minutes} over the seeds' rows of one arm, by where each
+    run trained ('' for runs from before that was recorded: the study's stated default)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row.get("trained_on") or "", []).append(row)
+    return {device: tuple(statistics.fmean(r.get(key, math.nan) for r in members)
+                          for key in ("train_minutes", "eval_minutes")) for device, members in groups.items()}
+
+
+def minutes_cells(summary):
+    """The table's two minutes cells of an arm; the device beside each where one is recorded."""
+    groups = summary.get("minutes_by_device") or {}
+    if set(groups) <= {""}:
+        return f"{summary['train_minutes']:.0f}", f"{summary.get('eval_minutes', math.nan):.0f}"
+    return tuple("; ".join(f"{minutes[i]:.3g} ({device or 'unrecorded'})" for device, minutes in groups.items())
+                 for i in (0, 1))
+
+
 def arm_table(summary):
     lines = [
         "| setting | arm | seeds | FD | seed range | ddim@50 | dpmpp_2m@10 | median grad norm | clipped "
@@ -149,8 +178,41 @@ def arm_table(summary):
         others = (others + ["-", "-"])[:2]
         seeds = f"{s['seeds']} of {s['seeds_of']}" + (f" ({s['diverged']} diverged)" if s.get("diverged") else
                                                       "" if s["complete"] else " (pending)")
+        train, evaluation = minutes_cells(s)
         lines.append(f"| {s['setting']} | {s['arm']} | {seeds} | {pm(s['fd'], s['fd_se'])} | "
                      f"{s['fd_min']:.3g}-{s['fd_max']:.3g} | {others[0]} | {others[1]} | "
-                     f"{s['grad_norm_median']:.3g} | {s['clipped_share']:.0%} | {s['train_minutes']:.0f} | "
-                     f"{s.get('eval_minutes', math.nan):.0f} |")
+                     f"{s['grad_norm_median']:.3g} | {s['clipped_share']:.0%} | {train} | {evaluation} |")
     return lines
+
+
+# the metrics of the E vs D table: (column, key in the rows, whether lower is better)
+SECONDARY = (("FD", "fd", True), ("KID", "kid", True), ("precision", "precision", False),
+             ("recall", "recall", False), ("coverage", "coverage", False), ("SWD", "swd_mean", True))
+
+
+def paired_differences(rows, setting, sampler, ours, baseline, metric="fd"):
+    """metric(ours) - metric(baseline) per training seed that both arms have evaluated with ``sampler``."""
+    value = {(r["arm"], r["seed"]): r.get(metric) for r in rows if r["setting"] == setting and r["sampler"] == sampler}
+    return [value[ours, seed] - value[baseline, seed] for arm, seed in sorted(value)
+            if arm == ours and (baseline, seed) in value and None not in (value[ours, seed], value[baseline, seed])]
+
+
+def secondary_table(rows, settings, sampler, ours="E", baseline="D"):
+    """Markdown: ours - baseline in each metric of SECONDARY, one row per setting with two paired seeds or more."""
+    lines = ["| setting | seeds | " + " | ".join(f"{name} ({'lower' if lower else 'higher'} is better)"
+                                                for name, _, lower in SECONDARY) + " |",
+             "|---|---|" + "---|" * len(SECONDARY)]
+    for setting in settings:
+        cells, seeds = [], 0
+        for _, key, lower in SECONDARY:
+            paired = paired_differences(rows, setting, sampler, ours, baseline, key)
+            seeds = max(seeds, len(paired))
+            if len(paired) < 2:
+                cells.append("-")
+                continue
+            mean, se = mean_and_stderr(paired)
+            winner = (ours if (mean < 0) == lower else baseline) if abs(mean) > 2 * se else ""
+            cells.append(pm(mean, se) + (f" **{winner}**" if winner else ""))
+        if seeds > 1:
+            lines.append(f"| {setting} | {seeds} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else ["(no setting has two paired seeds of both arms yet)"]
