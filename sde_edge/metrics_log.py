@@ -11,16 +11,17 @@ METRICS = ("step", "loss", "eval_loss", "lr", "grad_norm", "skipped_steps", "ste
 SESSIONS = ("start_step", "device", "torch", "started")
 
 
-def log_session(workdir, start_step, device):
-    """One row of sessions.csv per start or resume: where the steps from start_step on ran (a resumed
-    run can move between machines; its minutes mean nothing without this)."""
+def log_session(workdir, start_step, device, processes=1):
+    """One row of sessions.csv per start or resume: where the steps from start_step on ran, and on how
+    many processes (a resumed run can move between machines; its minutes mean nothing without this)."""
     path = Path(workdir) / "sessions.csv"
     new = not path.exists()
     with open(path, "a", newline="") as handle:
         writer = csv.writer(handle)
         if new:
             writer.writerow(SESSIONS)
-        writer.writerow((start_step, describe_device(device), torch.__version__,
+        where = describe_device(device) + (f" x {processes} processes" if processes > 1 else "")
+        writer.writerow((start_step, where, torch.__version__,
                          datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")))
 
 
@@ -37,9 +38,9 @@ class MetricsLogger:
     """metrics.csv always (rows past the resumed step are dropped, so steps strictly increase);
     TensorBoard when importable (train/* and eval/loss)."""
 
-    def __init__(self, workdir, start_step, device=None):
+    def __init__(self, workdir, start_step, device=None, processes=1):
         if device is not None:
-            log_session(workdir, start_step, device)
+            log_session(workdir, start_step, device, processes)
         self.path = Path(workdir) / "metrics.csv"
         rows = []
         if self.path.exists():

@@ -234,7 +234,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------
     def run(self):
         c = self.config.training
-        logger = MetricsLogger(self.workdir, self.step, self.ctx.device) if self.ctx.is_main else None
+        logger = self.ctx.is_main and MetricsLogger(self.workdir, self.step, self.ctx.device, self.ctx.world_size)
         bar = tqdm(total=c.n_iters, initial=self.step, disable=not (self.progress and self.ctx.is_main), desc="train")
         window, started = [], time.perf_counter()
         saved_step, saved_at = self.step, time.monotonic()

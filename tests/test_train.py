@@ -134,6 +134,8 @@ def test_torchrun_two_processes_match_one(tmp_path):
     rank1 = torch.load(tmp_path / "params" / "rank1.pt", weights_only=True)
     reference = load_latest(tmp_path / "single" / "checkpoints")[0]["model"]
     assert load_latest(tmp_path / "ddp" / "checkpoints")[0]["step"] == 5
+    with open(tmp_path / "ddp" / "sessions.csv", newline="") as handle:  # written once, by rank 0
+        assert [row["device"] for row in csv.DictReader(handle)] == ["CPU, 1 thread x 2 processes"]
     for name, value in rank0.items():
         assert torch.equal(value, rank1[name]), f"{name} differs between ranks"
         torch.testing.assert_close(value, reference[name], atol=1e-5, rtol=0)

@@ -13,12 +13,17 @@
 # each on a CPU) in the recipe's place. The trainings and evaluations live under ROOT (git
 # ignores runs/); OUT_DIR/results.tgz holds the kept records and the report, to unpack in a checkout.
 # Set SDE_EDGE_CACHE to a folder holding classifiers/shapes-<SIZE>px-1ch-v3.pt to reuse that classifier.
+# SHARDS picks the workers (of six) that run, e.g. SHARDS="0 1" for seed 0's E and D runs only, and
+# CHECKS=0 leaves out the CUDA tests and the benchmarks: one seed of the recipe per short lease,
+#   CHECKS=0 SHARDS="0 1" SDE_EDGE_CACHE=$PWD/cache bash tools/gpu_check.sh 780 $OUT runs/gpu
 set -u
 DEADLINE=${1:-560}
 OUT_DIR=${2:-gpu_check}
 ROOT=${3:-runs/gpu}
 PYTHON=${PYTHON:-python3}
 STUDY=${STUDY:-comparison64}
+SHARDS=${SHARDS:-0 1 2 3 4 5}
+CHECKS=${CHECKS:-1}
 case "$STUDY" in comparison) SIZE=32 ;; comparison64) SIZE=64 ;; *) echo "STUDY: comparison64 or comparison, got $STUDY"; exit 2 ;; esac
 if [ -n "${QUICK:-}" ]; then SIZE=8 STUDY_FLAGS=--quick DEVICE=cpu; else STUDY_FLAGS= DEVICE=cuda; fi
 START=$SECONDS
@@ -33,11 +38,13 @@ log "$($PYTHON -c 'import torch; print("torch", torch.__version__, torch.cuda.ge
 OMP_NUM_THREADS=12 $PYTHON -c "from sde_edge.shapes import shapes; [shapes(s, $SIZE, 1) for s in ('test', 'train')]" \
     >"$OUT_DIR/render.log" 2>&1 &
 render=$!
-timeout 150 $PYTHON -m pytest -q -m cuda -n 4 tests >"$OUT_DIR/cuda_tests.log" 2>&1
-log "CUDA tests (rc $?): $(tail -n 1 "$OUT_DIR/cuda_tests.log")"
+if [ "$CHECKS" != 0 ]; then
+    timeout 150 $PYTHON -m pytest -q -m cuda -n 4 tests >"$OUT_DIR/cuda_tests.log" 2>&1
+    log "CUDA tests (rc $?): $(tail -n 1 "$OUT_DIR/cuda_tests.log")"
+fi
 # the paper-scale network's training options, while the GPU has nothing else to do
 # (on the H100: 90 s were too few for 10 repeats beside the rendering; 5 repeats alone took under 150 s)
-if [ -z "${QUICK:-}" ]; then  # (minutes of a CPU in a rehearsal)
+if [ -z "${QUICK:-}" ] && [ "$CHECKS" != 0 ]; then  # (minutes of a CPU in a rehearsal)
     timeout 150 $PYTHON tools/bench.py --device $DEVICE --only options --config configs/celeba64_edge.py --repeats 5 \
         >>"$OUT_DIR/bench.md" 2>&1
     log "benchmark: options of the 35 M-parameter network (rc $?)"
@@ -57,7 +64,7 @@ budget=$(( $(left) - 90 ))
 mps=0
 if [ -z "${QUICK:-}" ] && nvidia-cuda-mps-control -d >/dev/null 2>&1; then mps=1; log "MPS started"; fi
 pids=()
-for i in 0 1 2 3 4 5; do
+for i in $SHARDS; do
     OMP_NUM_THREADS=2 timeout -s TERM -k 60 "$budget" $PYTHON tools/experiments.py "$STUDY" \
         --shard "$i/6" --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/worker_$i.log" 2>&1 &
     pids+=($!)
@@ -70,7 +77,7 @@ for metrics in "$ROOT"/trainings/*/metrics.csv; do
 done
 wait $classifier
 log "classifier (rc $?): held-out accuracy $(tail -n 1 "$OUT_DIR/classifier.log")"
-[ "$stopped" = 0 ] || log "$stopped of 6 workers stopped at the deadline (trainings checkpointed): run this again to resume"
+[ "$stopped" = 0 ] || log "$stopped of ${#pids[@]} workers stopped at the deadline (trainings checkpointed): run this again to resume"
 # the report rows from what is on disk (arms not done are marked pending)
 timeout 60 $PYTHON tools/experiments.py "$STUDY" --cached --root "$ROOT" $STUDY_FLAGS >"$OUT_DIR/$STUDY.log" 2>&1
 log "$STUDY report (rc $?): $(tail -n 1 "$OUT_DIR/$STUDY.log")"
@@ -78,7 +85,7 @@ report=paper_appendix; [ -z "${QUICK:-}" ] || report=$ROOT  # --quick reports un
 tar czf "$OUT_DIR/results.tgz" "$report/REPRODUCTION.md" "$report/reproduction"
 
 # the demo network's tables with what is left
-if [ "$(left)" -gt 30 ]; then
+if [ "$CHECKS" != 0 ] && [ "$(left)" -gt 30 ]; then
     timeout $(( $(left) - 10 )) $PYTHON tools/bench.py --device $DEVICE --only train,samplers,options --repeats 20 \
         >>"$OUT_DIR/bench.md" 2>&1
     log "benchmark: the demo network's tables (rc $?)"
