@@ -27,6 +27,7 @@ class Study:
     # True when ``run`` carries on past a Pending training or evaluation item by item, so that parallel
     # workers (``--shard i/n`` without ``--train_only``) can each train and evaluate a share of the runs
     evaluates_in_shards = False
+    pending_text = "not every run is done yet"  # the claims' 'ours' cell while the study is pending
 
     def runs(self, quick=False):
         """The training runs (``RunSpec``) the study needs: ``--train_only`` trains these."""
@@ -49,7 +50,7 @@ class Study:
         """The section and claim rows of a study whose trainings or evaluations are not all on disk yet."""
         section = (f"## {self.title}\n\nPending: not every training and evaluation of this study is on disk yet "
                    f"(first missing: {missing}).")
-        rows = [claim_row(c, "-", "-", "runs still going", "pending", "-") for c in self.claims]
+        rows = [claim_row(c, "-", "-", self.pending_text, "pending", "-") for c in self.claims]
         write_study(out, section, rows, {"pending": str(missing)})
 
 

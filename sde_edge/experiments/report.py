@@ -13,7 +13,7 @@ import numpy as np
 from sde_edge.experiments.evaluate import mean_and_stderr
 from sde_edge.tables import format_cell
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "pending")  # pending: runs still going
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "pending")  # pending: not every run is done yet
 
 
 def aggregate(rows, keys, metrics):

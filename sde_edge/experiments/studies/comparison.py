@@ -233,7 +233,7 @@ class Comparison(Study):
                 done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
                 interim = (f"; interim paired difference {ours} - {baseline} over the {len(paired)} seeds both "
                            f"have, not a verdict: {pm(paired_mean, paired_se)}" if len(paired) > 1 else "")
-                going = f"runs still going ({done} evaluated{costs[setting]}){interim}"
+                going = f"not every run is done yet ({done} evaluated{costs[setting]}){interim}"
                 claims.append(claim_row(name, label, CLAIMS[name], going, "pending", "-"))
                 continue
             # the verdict reads the paired difference (seed by seed): the spread shared by both arms cancels
@@ -278,6 +278,8 @@ class GpuComparison(Comparison):
     sweep_arms = ()  # the recipe of configs/paper/, chosen by the 16 px sweep
     intro = INTRO_64
     where_runs = "one of six side by side on one GPU"
+    pending_text = ("not run yet: about 25 minutes of one H100, `tools/gpu_check.sh` (one seed a lease: "
+                    "`CHECKS=0 SHARDS=\"0 1\"`)")
 
     def settings(self, quick):
         return cr.GPU_QUICK_SETTINGS if quick else cr.GPU_SETTINGS

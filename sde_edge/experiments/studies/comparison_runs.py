@@ -80,7 +80,8 @@ QUICK_SETTINGS = (Setting("digits", 8, tuple(ARMS), (0, 1), 20),)
 NET_64PX = (("data.image_size", 64), ("model.nf", 64), ("model.ch_mult", (1, 2, 2, 2)),
             ("model.num_res_blocks", 2), ("model.attn_resolutions", (16,)), ("model.num_groups", 16),
             ("training.compile", True), ("training.eval_freq", 1_000), ("training.log_freq", 100))
-GPU_SETTINGS = (Setting("shapes", 64, ("E", "D"), (0, 1, 2), 5_000, NET_64PX, role="64px"),)
+GPU_SETTINGS = (Setting("shapes", 64, ("E", "D"), (0, 1, 2), 5_000, NET_64PX, role="64px",
+                        cost="about 25 minutes of one H100 for the six runs, by estimate"),)
 # its --quick runs are the comparison's own quick E and D runs (the same specs, so they are shared)
 GPU_QUICK_SETTINGS = (Setting("digits", 8, ("E", "D"), (0, 1), 20, role="64px"),)
 MILESTONES = 2_500  # checkpoints kept for the convergence curve
