@@ -115,7 +115,7 @@ class Comparison(Study):
         claims = self._claims(summary, rows, final, quick, diverged)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
-                      metrics=lines(secondary_table(rows, [s.name for s in self.settings(quick)], final)),
+                      metrics=lines(secondary_table(rows, {s.name: len(s.seeds) for s in self.settings(quick)}, final)),
                       n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs,
                       recipes=chosen_recipes(sweep))
         template = section_template(self.title, self.intro, bool(self.swept(quick)))

@@ -1,5 +1,5 @@
 """The words of the studies ``comparison`` and ``comparison64``: their claims, which arms each compares,
-the sections' templates and their two tables."""
+the sections' templates and their tables."""
 import math
 import statistics
 
@@ -198,11 +198,12 @@ def paired_differences(rows, setting, sampler, ours, baseline, metric="fd"):
 
 
 def secondary_table(rows, settings, sampler, ours="E", baseline="D"):
-    """Markdown: ours - baseline in each metric of SECONDARY, one row per setting with two paired seeds or more."""
+    """Markdown: ours - baseline in each metric of SECONDARY, one row per setting ({name: its number of
+    seeds}) with two paired seeds or more; no arm is named ahead while a setting has seeds to come."""
     lines = ["| setting | seeds | " + " | ".join(f"{name} ({'lower' if lower else 'higher'} is better)"
                                                 for name, _, lower in SECONDARY) + " |",
              "|---|---|" + "---|" * len(SECONDARY)]
-    for setting in settings:
+    for setting, all_seeds in settings.items():
         cells, seeds = [], 0
         for _, key, lower in SECONDARY:
             paired = paired_differences(rows, setting, sampler, ours, baseline, key)
@@ -211,8 +212,9 @@ def secondary_table(rows, settings, sampler, ours="E", baseline="D"):
                 cells.append("-")
                 continue
             mean, se = mean_and_stderr(paired)
-            winner = (ours if (mean < 0) == lower else baseline) if abs(mean) > 2 * se else ""
-            cells.append(pm(mean, se) + (f" **{winner}**" if winner else ""))
+            ahead = len(paired) == all_seeds and abs(mean) > 2 * se
+            cells.append(pm(mean, se) + (f" **{ours if (mean < 0) == lower else baseline}**" if ahead else ""))
         if seeds > 1:
-            lines.append(f"| {setting} | {seeds} | " + " | ".join(cells) + " |")
+            count = f"{seeds}" if seeds == all_seeds else f"{seeds} of {all_seeds} (pending)"
+            lines.append(f"| {setting} | {count} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else ["(no setting has two paired seeds of both arms yet)"]
