@@ -151,6 +151,16 @@ def test_shapes_classifier_is_accurate():
     assert ClassifierFeatures("shapes", 16, 1, progress=False).accuracy >= 0.98
 
 
+def test_the_classifiers_block_scales_over_batches_equal_the_whole_sets():
+    from sde_edge.metrics.classifier import ImageClassifier, block_scales
+
+    torch.manual_seed(0)
+    model, images = ImageClassifier(1, 4).eval(), torch.rand(1234, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        whole = torch.stack([block.square().mean().sqrt() for block in model.blocks(images)])
+    torch.testing.assert_close(block_scales(model, images, batch_size=500), whole, rtol=1e-5, atol=0)
+
+
 class _StandIn(torch.nn.Module):
     """The interface of clean-fid's TorchScript Inception: .layers on 299x299 inputs, and
     forward(x, return_features) that resizes itself (legacy_tensorflow)."""
