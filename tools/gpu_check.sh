@@ -15,7 +15,7 @@
 # Set SDE_EDGE_CACHE to a folder holding classifiers/shapes-<SIZE>px-1ch-v3.pt to reuse that classifier.
 # SHARDS picks the workers (of six) that run, e.g. SHARDS="0 1" for seed 0's E and D runs only, and
 # CHECKS=0 leaves out the CUDA tests and the benchmarks: one seed of the recipe per short lease,
-#   CHECKS=0 SHARDS="0 1" SDE_EDGE_CACHE=$PWD/cache bash tools/gpu_check.sh 780 $OUT runs/gpu
+#   CHECKS=0 SHARDS="0 1" SDE_EDGE_CACHE=$PWD/cache bash tools/gpu_check.sh 540 $OUT runs/gpu
 set -u
 DEADLINE=${1:-560}
 OUT_DIR=${2:-gpu_check}
