@@ -92,9 +92,10 @@ FOOTER = """## Details and what a GPU would settle
 * The GPU recipe, `python tools/experiments.py comparison64` (E vs D on 64 px shapes, 3 seeds x
   5,000 iterations; `bash tools/gpu_check.sh` runs it), needs about 25 minutes of an H100 (measured
   2026-11-27: its six trainings side by side, compiled and under MPS, make 31 steps/s together, and
-  the evaluations sample on the GPU, compiled). The project's two 15-minute GPU leases went to the
-  CUDA tests and to measuring what makes the recipe fast; the first ran its trainings to about
-  step 550, so its rows are not in this report yet."""
+  the evaluations sample on the GPU, compiled). A lease here is 15 minutes: two H100 leases went
+  to the CUDA tests and to measuring what makes the recipe fast (the first ran its trainings to
+  about step 550), an H200 lease to the comparison's 32 px seeds 1-2, so the recipe's rows are not
+  in this report yet (one seed a lease: `CHECKS=0 SHARDS="0 1" bash tools/gpu_check.sh`)."""
 
 
 def parse_shard(text):

@@ -278,7 +278,7 @@ class GpuComparison(Comparison):
     sweep_arms = ()  # the recipe of configs/paper/, chosen by the 16 px sweep
     intro = INTRO_64
     where_runs = "one of six side by side on one GPU"
-    pending_text = ("not run yet: about 25 minutes of one H100, `tools/gpu_check.sh` (one seed a lease: "
+    pending_text = (f"not run yet: {cr.GPU_SETTINGS[0].cost}; `tools/gpu_check.sh` runs it (one seed a lease: "
                     "`CHECKS=0 SHARDS=\"0 1\"`)")
 
     def settings(self, quick):
