@@ -117,6 +117,22 @@ def test_comparison_marks_an_arm_pending_until_all_its_seeds_are_done(quick_run,
     assert "| E-var | 1 of 2 (pending) |" in (partial / "reproduction" / "comparison" / "section.md").read_text()
 
 
+def test_comparison_shows_e_beside_d_from_the_evaluations_and_still_without_the_trainings(quick_run, tmp_path):
+    root, _ = quick_run
+    grids = {arm: next((root / "evals" / f"cmp-digits8-{arm}-s0").glob("*/ddpm10_n32_seed0.png")) for arm in "ED"}
+    for arm, grid in grids.items():  # the verdict sampler's grid of seed 0, kept beside the run's record
+        assert (root / "reproduction" / "kept" / f"cmp-digits8-{arm}-s0.ddpm10_n32_seed0.png").read_bytes() == \
+            grid.read_bytes()
+    link = "(reproduction/comparison/samples_digits8.png)"
+    assert link in (root / "reproduction" / "comparison" / "section.md").read_text()
+    assert (root / "reproduction" / "comparison" / "samples_digits8.png").exists()
+    fresh = tmp_path / "fresh"  # a checkout: the kept records and pictures, no trainings, no evaluations
+    shutil.copytree(root / "reproduction" / "kept", fresh / "reproduction" / "kept")
+    _experiments("comparison", "--quick", "--cached", f"--root={fresh}")
+    assert link in (fresh / "reproduction" / "comparison" / "section.md").read_text()
+    assert (fresh / "reproduction" / "comparison" / "samples_digits8.png").exists()
+
+
 def test_a_diverged_seed_run_is_the_arms_verdict_not_a_crash_and_results_stay_strict_json(quick_run, tmp_path):
     from sde_edge.experiments.runs import DIVERGED
 

@@ -72,3 +72,30 @@ def test_a_kept_divergence_is_raised_without_the_runs_marker_and_never_trained_a
     finally:
         kept.set_kept(None)
     assert not (tmp_path / "root").exists()  # nothing trained
+
+
+def test_a_kept_picture_is_the_one_kept_for_this_spec_and_nothing_else(tmp_path):
+    source = tmp_path / "grid.png"
+    source.write_bytes(b"grid of run-a")
+    spec = RunSpec("run-a", "paper/shapes_edge.py", 0)
+    assert kept.kept_picture(spec, "ddpm500_n1000_seed0", source) == source  # keeping off: the source itself
+    kept.set_kept(tmp_path / "kept")
+    try:
+        assert kept.kept_picture(spec, "ddpm500_n1000_seed0", source) == source  # no record of the run yet
+        kept.keep_evaluation(spec, "ddpm500_n1000_seed0", {"fd": 3.0, "step": 10_000})
+        picture = kept.kept_picture(spec, "ddpm500_n1000_seed0", source)
+        assert picture.parent == tmp_path / "kept" and picture.read_bytes() == b"grid of run-a"
+        source.unlink()  # the trainings root is gone: the kept copy answers
+        assert kept.kept_picture(spec, "ddpm500_n1000_seed0") == picture
+        assert kept.kept_picture(spec, "ddim50_n1000_seed0") is None  # another protocol
+        picture.write_bytes(b"edited")
+        assert kept.kept_picture(spec, "ddpm500_n1000_seed0") is None  # not the picture the record holds
+        source.write_bytes(b"grid of run-a")
+        assert kept.kept_picture(spec, "ddpm500_n1000_seed0", source) == picture
+        changed = RunSpec("run-a", "paper/shapes_edge.py", 1)  # its record replaces the old one
+        kept.keep_evaluation(changed, "ddpm500_n1000_seed0", {"fd": 4.0, "step": 10_000})
+        assert kept.kept_picture(changed, "ddpm500_n1000_seed0") is None  # the old spec's picture is not its own
+        kept.keep_evaluation(spec, "ddpm500_n1000_seed0", {"fd": 3.0, "step": 10_000})
+        assert kept.kept_picture(spec, "ddpm500_n1000_seed0") is None  # a record made afresh holds no picture
+    finally:
+        kept.set_kept(None)

@@ -4,15 +4,17 @@
 
 A run's record holds the run it was measured for (config file, seed, overrides), its training facts
 (wall minutes, median gradient norm, share of clipped steps: read from its metrics.csv once it is
-trained), its divergence if it diverged, and every evaluation of it by checkpoint step and protocol
-slug. ``evaluate`` returns a kept evaluation before it looks for a checkpoint and keeps each one it
-computes. A record made for another spec (the run's config file, seed or overrides changed since)
+trained), its divergence if it diverged, every evaluation of it by checkpoint step and protocol
+slug, and the SHA-256 of each sample grid kept beside it (``<run>.<slug>.png``). ``evaluate``
+returns a kept evaluation before it looks for a checkpoint and keeps each one it computes. A record made for another spec (the run's config file, seed or overrides changed since)
 is ignored, so a changed run is trained and measured again; to measure an unchanged run again (a
 fix in the trainer or the metrics), delete its record. Off (``None``) unless
 ``tools/experiments.py`` names the folder: library callers keep nothing.
 """
 import fcntl
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 _STORE = {"folder": None}
@@ -84,6 +86,28 @@ def keep_evaluation(spec, slug, metrics, quick=False):
     """Keep the metrics of one evaluation (``metrics['step']`` names its checkpoint)."""
     _update(spec, quick, lambda data: data["evaluations"].__setitem__(_evaluation_key(metrics["step"], slug),
                                                                        _plain(metrics)))
+
+
+def kept_picture(spec, slug, source=None, quick=False):
+    """The sample grid of the run's last checkpoint under protocol ``slug``, kept beside its record as
+    ``<run>.<slug>.png`` (its SHA-256 in the record, so a picture of another spec or a changed file is
+    never shown); ``source``, that grid on disk, is kept first. ``None`` while nothing valid is kept;
+    with keeping off, ``source`` itself."""
+    if _STORE["folder"] is None or record(spec, quick) is None:
+        return source
+    path = _STORE["folder"] / f"{spec.key}.{slug}.png"
+    if source is not None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(path)
+        digest = _sha256(path)
+        _update(spec, quick, lambda data: data.setdefault("pictures", {}).__setitem__(slug, digest))
+    valid = path.exists() and record(spec, quick).get("pictures", {}).get(slug) == _sha256(path)
+    return path if valid else None
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def kept_steps(spec, slug, quick=False):

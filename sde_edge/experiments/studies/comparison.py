@@ -12,7 +12,7 @@ from sde_edge.experiments.report import aggregate, compare, pm
 from sde_edge.experiments.runs import QUICK_MILESTONE, milestone_steps, trained_or_kept, training_facts
 from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.experiments.studies.common import lines, metrics_row, trained_unless_kept, write_section
-from sde_edge.experiments.studies.comparison_figures import convergence_figure, paired_fd_figure
+from sde_edge.experiments.studies.comparison_figures import convergence_figure, paired_fd_figure, sample_pair_figures
 from sde_edge.experiments.studies.comparison_text import (
     CLAIMS,
     DECOMPOSITION,
@@ -24,6 +24,7 @@ from sde_edge.experiments.studies.comparison_text import (
     chosen_recipes,
     minutes_by_device,
     paired_differences,
+    sample_lines,
     secondary_table,
     section_template,
     sweep_table,
@@ -112,12 +113,13 @@ class Comparison(Study):
         if curve:
             write_csv(curve, out / "convergence.csv")
             convergence_figure(curve, out / "convergence.png")
+        samples = sample_pair_figures(self.settings(quick), root, cr.protocols(quick)[0], out, quick)
         claims = self._claims(summary, rows, final, quick, diverged)
         values = dict(arms=lines(f"* **{a.label}**: {a.description}" for a in cr.ARMS.values()),
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
                       metrics=lines(secondary_table(rows, {s.name: len(s.seeds) for s in self.settings(quick)}, final)),
                       n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs,
-                      recipes=chosen_recipes(sweep))
+                      recipes=chosen_recipes(sweep), samples=sample_lines(samples, self.name))
         template = section_template(self.title, self.intro, bool(self.swept(quick)))
         write_section(out, template, values, claims, {"rows": rows, "summary": summary, "sweep": sweep,
                                                        "pending": pending, "diverged": [

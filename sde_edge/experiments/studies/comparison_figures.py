@@ -1,7 +1,11 @@
-"""The figures of the study ``comparison``: FD per arm with every training seed (paired across arms)
-and FD against training iteration."""
+"""The figures of the study ``comparison``: FD per arm with every training seed (paired across arms),
+FD against training iteration, and E's samples beside D's."""
 import numpy as np
+from PIL import Image
 
+from sde_edge.experiments.evaluate import cache_path
+from sde_edge.experiments.kept import final_step, kept_picture
+from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.figures import plt, save_figure
 
 
@@ -46,3 +50,37 @@ def convergence_figure(curve, path):
     ax.set_title("The comparison's arms against training time", fontsize=9)
     ax.legend(fontsize=7)
     return save_figure(fig, path, dpi=90)
+
+
+def sample_pair_figures(settings, root, protocol, out, quick=False):
+    """Per setting with E and D, the first 64 samples of training seed 0 under ``protocol`` (the verdict
+    sampler), E's beside D's, as ``samples_<setting>.png``: both drew from the same sampling seed, so each
+    cell of one grid starts from the same noise as the same cell of the other. The grids come from the
+    evaluations on disk, kept beside the runs' records (``kept_picture``), so the figures outlive the
+    trainings root. Returns the figures written."""
+    figures = []
+    for setting in settings:
+        if not {"E", "D"} <= set(setting.arms):
+            continue
+        grids = [_grid(cr.run_of(setting, arm, setting.seeds[0]), root, protocol, quick) for arm in ("E", "D")]
+        if None not in grids:
+            figures.append(_pair_figure(setting.name, grids, protocol, out / f"samples_{setting.name}.png"))
+    return figures
+
+
+def _grid(spec, root, protocol, quick):
+    """The run's final checkpoint's grid under ``protocol``: from its evaluation on disk, else kept."""
+    grid = cache_path(spec, root, protocol, step=final_step(spec, quick)).with_suffix(".png")
+    return kept_picture(spec, protocol.slug, grid if grid.exists() else None, quick)
+
+
+def _pair_figure(setting, grids, protocol, path):
+    fig, axes = plt.subplots(1, 2, figsize=(11.2, 6.0))  # each grid (530 px) at about its own size
+    for ax, arm, grid in zip(axes, ("E", "D"), grids):
+        pixels = np.asarray(Image.open(grid))
+        ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"{arm}: {cr.ARMS[arm].description}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"{setting}, training seed 0, {protocol.sampler}@{protocol.steps}: the first 64 of "
+                 f"{protocol.n} samples, the same noise for both", fontsize=9)
+    return save_figure(fig, path, dpi=100)

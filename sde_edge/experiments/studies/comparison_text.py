@@ -5,6 +5,7 @@ import statistics
 
 from sde_edge.experiments.evaluate import mean_and_stderr
 from sde_edge.experiments.report import pm
+from sde_edge.experiments.studies.common import lines
 
 PAPER_GAIN = 0.3  # the largest FID reduction the paper's Table 1 reports against its DDPM
 PAPER_1 = f"up to {PAPER_GAIN:.0%} lower FID than DDPM (Table 1)"
@@ -107,12 +108,13 @@ data, recall when modes go missing).
 $metrics
 
 ![FD per arm](reproduction/$name/fd.png) ![FD against iteration](reproduction/$name/convergence.png)
+$samples
 """
 
 
 def section_template(title, intro, with_sweep):
-    """The section's Markdown (string.Template: $arms, $final, $metrics, $n, $recipes, $sweep, $table, $name,
-    $where)."""
+    """The section's Markdown (string.Template: $arms, $final, $metrics, $n, $recipes, $samples, $sweep, $table,
+    $name, $where)."""
     return "\n".join(["", f"## {title}", intro, *([SWEEP] if with_sweep else []), ARMS_TABLE])
 
 
@@ -218,3 +220,12 @@ def secondary_table(rows, settings, sampler, ours="E", baseline="D"):
             count = f"{seeds}" if seeds == all_seeds else f"{seeds} of {all_seeds} (pending)"
             lines.append(f"| {setting} | {count} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else ["(no setting has two paired seeds of both arms yet)"]
+
+
+def sample_lines(figures, name):
+    """The section's sample figures (``comparison_figures.sample_pair_figures``), or nothing."""
+    if not figures:
+        return ""
+    return lines(["", "E's samples beside D's, training seed 0, the verdict sampler (each pair of cells starts "
+                  "from the same noise):", "", *(f"![E and D samples, {f.stem.removeprefix('samples_')}]"
+                                                 f"(reproduction/{name}/{f.name})" for f in figures)])
