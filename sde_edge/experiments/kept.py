@@ -6,9 +6,10 @@ A run's record holds the run it was measured for (config file, seed, overrides),
 (wall minutes, median gradient norm, share of clipped steps: read from its metrics.csv once it is
 trained), its divergence if it diverged, every evaluation of it by checkpoint step and protocol
 slug, and the SHA-256 of each sample grid kept beside it (``<run>.<slug>.png``). ``evaluate``
-returns a kept evaluation before it looks for a checkpoint and keeps each one it computes. A record made for another spec (the run's config file, seed or overrides changed since)
-is ignored, so a changed run is trained and measured again; to measure an unchanged run again (a
-fix in the trainer or the metrics), delete its record. Off (``None``) unless
+returns a kept evaluation before it looks for a checkpoint and keeps each one it computes. A record
+made for another spec (the run's config file, seed or overrides changed since) is ignored, so a
+changed run is trained and measured again; to measure an unchanged run again (a fix in the trainer
+or the metrics), delete its record. Off (``None``) unless
 ``tools/experiments.py`` names the folder: library callers keep nothing.
 """
 import fcntl

@@ -54,8 +54,8 @@ def convergence_figure(curve, path):
 
 def sample_pair_figures(settings, root, protocol, out, quick=False):
     """Per setting with E and D, the first 64 samples of training seed 0 under ``protocol`` (the verdict
-    sampler), E's beside D's, as ``samples_<setting>.png``: both drew from the same sampling seed, so each
-    cell of one grid starts from the same noise as the same cell of the other. The grids come from the
+    sampler), E's beside D's, as ``samples_<setting>.png``: both drew from one sampling seed, so a cell
+    of one grid starts from the same prior noise as the same cell of the other. The grids come from the
     evaluations on disk, kept beside the runs' records (``kept_picture``), so the figures outlive the
     trainings root. Returns the figures written."""
     figures = []
@@ -81,6 +81,6 @@ def _pair_figure(setting, grids, protocol, path):
         ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"{arm}: {cr.ARMS[arm].description}", fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"{setting}, training seed 0, {protocol.sampler}@{protocol.steps}: the first 64 of "
-                 f"{protocol.n} samples, the same noise for both", fontsize=9)
+    fig.suptitle(f"{setting}, training seed 0, {protocol.sampler}@{protocol.steps}: the first {min(64, protocol.n)} "
+                 f"of {protocol.n} samples, one sampling seed for both", fontsize=9)
     return save_figure(fig, path, dpi=100)

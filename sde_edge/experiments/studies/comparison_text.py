@@ -226,6 +226,7 @@ def sample_lines(figures, name):
     """The section's sample figures (``comparison_figures.sample_pair_figures``), or nothing."""
     if not figures:
         return ""
-    return lines(["", "E's samples beside D's, training seed 0, the verdict sampler (each pair of cells starts "
-                  "from the same noise):", "", *(f"![E and D samples, {f.stem.removeprefix('samples_')}]"
-                                                 f"(reproduction/{name}/{f.name})" for f in figures)])
+    intro = ["E's samples beside D's, training seed 0, the verdict sampler (one sampling seed: a cell of",
+             "one grid starts from the same prior noise as the same cell of the other):"]
+    images = (f"![E and D samples, {f.stem.removeprefix('samples_')}](reproduction/{name}/{f.name})" for f in figures)
+    return lines(["", *intro, *(line for image in images for line in ("", image))])
