@@ -91,7 +91,12 @@ def test_a_kept_picture_is_the_one_kept_for_this_spec_and_nothing_else(tmp_path)
         picture.write_bytes(b"edited")
         assert kept.kept_picture(spec, "ddpm500_n1000_seed0") is None  # not the picture the record holds
         source.write_bytes(b"grid of run-a")
-        assert kept.kept_picture(spec, "ddpm500_n1000_seed0", source) == picture
+        assert kept.kept_picture(spec, "ddpm500_n1000_seed0", source, note="from a retraining") == picture
+        assert kept.kept_picture(spec, "ddpm500_n1000_seed0", source) == picture  # the same picture again
+        assert kept.kept_picture_note(spec, "ddpm500_n1000_seed0") == "from a retraining"  # keeps its note
+        source.write_bytes(b"grid of run-a, measured again")
+        kept.kept_picture(spec, "ddpm500_n1000_seed0", source)
+        assert kept.kept_picture_note(spec, "ddpm500_n1000_seed0") is None  # another picture: not its note
         changed = RunSpec("run-a", "paper/shapes_edge.py", 1)  # its record replaces the old one
         kept.keep_evaluation(changed, "ddpm500_n1000_seed0", {"fd": 4.0, "step": 10_000})
         assert kept.kept_picture(changed, "ddpm500_n1000_seed0") is None  # the old spec's picture is not its own

@@ -89,11 +89,12 @@ def keep_evaluation(spec, slug, metrics, quick=False):
                                                                        _plain(metrics)))
 
 
-def kept_picture(spec, slug, source=None, quick=False):
+def kept_picture(spec, slug, source=None, quick=False, note=None):
     """The sample grid of the run's last checkpoint under protocol ``slug``, kept beside its record as
     ``<run>.<slug>.png`` (its SHA-256 in the record, so a picture of another spec or a changed file is
-    never shown); ``source``, that grid on disk, is kept first. ``None`` while nothing valid is kept;
-    with keeping off, ``source`` itself."""
+    never shown); ``source``, that grid on disk, is kept first, with ``note`` (where the picture came
+    from, when not from the kept evaluation; an unchanged picture keeps its note). ``None`` while
+    nothing valid is kept; with keeping off, ``source`` itself."""
     if _STORE["folder"] is None or record(spec, quick) is None:
         return source
     path = _STORE["folder"] / f"{spec.key}.{slug}.png"
@@ -101,10 +102,27 @@ def kept_picture(spec, slug, source=None, quick=False):
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.copyfile(source, tmp)
         tmp.replace(path)
-        digest = _sha256(path)
-        _update(spec, quick, lambda data: data.setdefault("pictures", {}).__setitem__(slug, digest))
-    valid = path.exists() and record(spec, quick).get("pictures", {}).get(slug) == _sha256(path)
+        entry = {"sha256": _sha256(path)}
+
+        def change(data):
+            before = data.setdefault("pictures", {}).get(slug, {})
+            unchanged = before.get("sha256") == entry["sha256"]
+            said = note if note is not None else before.get("note") if unchanged else None
+            data["pictures"][slug] = {**entry, **({"note": said} if said else {})}
+
+        _update(spec, quick, change)
+    valid = path.exists() and _picture_entry(spec, slug, quick).get("sha256") == _sha256(path)
     return path if valid else None
+
+
+def kept_picture_note(spec, slug, quick=False):
+    """Where the run's kept picture under ``slug`` came from, if it says (``kept_picture``'s ``note``)."""
+    return _picture_entry(spec, slug, quick).get("note")
+
+
+def _picture_entry(spec, slug, quick):
+    data = record(spec, quick) or {}
+    return data.get("pictures", {}).get(slug, {})
 
 
 def _sha256(path):

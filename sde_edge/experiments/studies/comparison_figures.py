@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from sde_edge.experiments.evaluate import cache_path
-from sde_edge.experiments.kept import final_step, kept_picture
+from sde_edge.experiments.kept import final_step, kept_picture, kept_picture_note
 from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.figures import plt, save_figure
 
@@ -57,14 +57,17 @@ def sample_pair_figures(settings, root, protocol, out, quick=False):
     sampler), E's beside D's, as ``samples_<setting>.png``: both drew from one sampling seed, so a cell
     of one grid starts from the same prior noise as the same cell of the other. The grids come from the
     evaluations on disk, kept beside the runs' records (``kept_picture``), so the figures outlive the
-    trainings root. Returns the figures written."""
+    trainings root. Returns (figure, the notes of its pictures: ``kept_picture_note``) per figure written."""
     figures = []
     for setting in settings:
         if not {"E", "D"} <= set(setting.arms):
             continue
-        grids = [_grid(cr.run_of(setting, arm, setting.seeds[0]), root, protocol, quick) for arm in ("E", "D")]
+        specs = {arm: cr.run_of(setting, arm, setting.seeds[0]) for arm in ("E", "D")}
+        grids = [_grid(spec, root, protocol, quick) for spec in specs.values()]
         if None not in grids:
-            figures.append(_pair_figure(setting.name, grids, protocol, out / f"samples_{setting.name}.png"))
+            notes = [f"{arm}: {note}" for arm, spec in specs.items()
+                     if (note := kept_picture_note(spec, protocol.slug, quick))]
+            figures.append((_pair_figure(setting.name, grids, protocol, out / f"samples_{setting.name}.png"), notes))
     return figures
 
 

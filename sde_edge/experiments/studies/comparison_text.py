@@ -223,10 +223,14 @@ def secondary_table(rows, settings, sampler, ours="E", baseline="D"):
 
 
 def sample_lines(figures, name):
-    """The section's sample figures (``comparison_figures.sample_pair_figures``), or nothing."""
+    """The section's sample figures, each with its pictures' notes (``comparison_figures.sample_pair_figures``),
+    or nothing."""
     if not figures:
         return ""
     intro = ["E's samples beside D's, training seed 0, the verdict sampler (one sampling seed: a cell of",
              "one grid starts from the same prior noise as the same cell of the other):"]
-    images = (f"![E and D samples, {f.stem.removeprefix('samples_')}](reproduction/{name}/{f.name})" for f in figures)
-    return lines(["", *intro, *(line for image in images for line in ("", image))])
+    shown = []
+    for figure, notes in figures:
+        shown += ["", f"![E and D samples, {figure.stem.removeprefix('samples_')}](reproduction/{name}/{figure.name})"]
+        shown += ["", *(f"* {note}" for note in notes)] if notes else []
+    return lines(["", *intro, *shown])
