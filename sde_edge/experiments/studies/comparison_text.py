@@ -90,6 +90,18 @@ best cell when they were candidates, measured FD 33.3 ± 1.8, 10.3 ± 2.0 and 17
 28.9 ± 2.1 with ddpm@500 (1,000 samples), while its loss fell smoothly throughout
 (`reproduction/comparison/raw_weights_E_s0.csv`; the run is kept out of the study).
 
+The sweep's sampler, and the convergence figure's, is a proxy for the verdict sampler, and a weak
+one for D. Seed 0 of E and D, retrained for the sample figures below and measured with both
+samplers at 2.5k and 10k iterations (500 samples each, test split;
+`reproduction/comparison/sampler_check_s0.csv`): D's ddpm@500 FD falls from 11.0 ± 1.9 to
+4.5 ± 1.1 while its ddim@50 FD stays at 5.2 ± 0.5 and 6.7 ± 1.4; E's moves little under either
+(ddpm@500 6.1 ± 1.3 and 7.9 ± 1.8, ddim@50 10.2 ± 1.4 and 11.3 ± 2.2). So a 2,500-iteration
+ddim@50 FD does not foretell D's 10,000-iteration ddpm@500 FD, and the rise of D's ddim@50 curve
+with training is not seen in its verdict sampler. The verdicts read ddpm@500 at 10k directly; a
+recipe chosen by a weak proxy may fall short of an arm's best, for every arm alike, since every
+arm ran the same search. One seed, so a pointer, not a result (and FD from 500 samples sits
+above FD from 1,000: compare these numbers with each other only).
+
 $sweep"""
 
 ARMS_TABLE = """
