@@ -90,17 +90,20 @@ best cell when they were candidates, measured FD 33.3 ± 1.8, 10.3 ± 2.0 and 17
 28.9 ± 2.1 with ddpm@500 (1,000 samples), while its loss fell smoothly throughout
 (`reproduction/comparison/raw_weights_E_s0.csv`; the run is kept out of the study).
 
-The sweep's sampler, and the convergence figure's, is a proxy for the verdict sampler, and a weak
-one for D. Seed 0 of E and D, retrained for the sample figures below and measured with both
-samplers at 2.5k and 10k iterations (500 samples each, test split;
-`reproduction/comparison/sampler_check_s0.csv`): D's ddpm@500 FD falls from 11.0 ± 1.9 to
-4.5 ± 1.1 while its ddim@50 FD stays at 5.2 ± 0.5 and 6.7 ± 1.4; E's moves little under either
-(ddpm@500 6.1 ± 1.3 and 7.9 ± 1.8, ddim@50 10.2 ± 1.4 and 11.3 ± 2.2). So a 2,500-iteration
-ddim@50 FD does not foretell D's 10,000-iteration ddpm@500 FD, and the rise of D's ddim@50 curve
-with training is not seen in its verdict sampler. The verdicts read ddpm@500 at 10k directly; a
-recipe chosen by a weak proxy may fall short of an arm's best, for every arm alike, since every
-arm ran the same search. One seed, so a pointer, not a result (and FD from 500 samples sits
-above FD from 1,000: compare these numbers with each other only).
+The sweep's sampler, and the convergence figure's, is a proxy for the verdict sampler, and a poor
+one early in training. Seeds 0-2 of E and D, trained again outside the study (seed 0 for the
+sample figures below) and measured with both samplers at 2.5k and 10k iterations (500 samples
+each, test split; `reproduction/comparison/sampler_check.csv`; mean ± s.e. over the 3 seeds):
+D's ddpm@500 FD falls from 11.6 ± 0.7 to 4.8 ± 0.4 (by 6.4-7.3 on every seed) while its ddim@50
+FD stays flat (6.4 ± 1.0, then 6.7 ± 0.1); E's ddim@50 FD rises on every seed (11.5 ± 0.7 to
+12.8 ± 0.9) while its ddpm@500 FD shows no clear direction (9.6 ± 1.8 to 8.0 ± 0.4). At 2.5k the
+two samplers order the arms differently (ddim@50: D ahead on every seed; ddpm@500: E ahead on 2 of
+3); at 10k both put D ahead. So the ddim@50 convergence figure says little of how the verdict
+sampler's FD converges, and the 2,500-iteration ddim@50 FD that chose each arm's recipe does not
+foretell its 10,000-iteration ddpm@500 FD. This check does not vary the recipe, so it cannot say whether the sweep ranked an
+arm's recipes wrongly; every arm ran the same search, and the verdicts read ddpm@500 at 10k
+directly. (FD from 500 samples sits above FD from 1,000: compare these numbers with each other
+only.)
 
 $sweep"""
 
