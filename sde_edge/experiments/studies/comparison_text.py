@@ -100,10 +100,10 @@ FD stays flat (6.4 ± 1.0, then 6.7 ± 0.1); E's ddim@50 FD rises on every seed 
 two samplers order the arms differently (ddim@50: D ahead on every seed; ddpm@500: E ahead on 2 of
 3); at 10k both put D ahead. So the ddim@50 convergence figure says little of how the verdict
 sampler's FD converges, and the 2,500-iteration ddim@50 FD that chose each arm's recipe does not
-foretell its 10,000-iteration ddpm@500 FD. This check does not vary the recipe, so it cannot say whether the sweep ranked an
-arm's recipes wrongly; every arm ran the same search, and the verdicts read ddpm@500 at 10k
-directly. (FD from 500 samples sits above FD from 1,000: compare these numbers with each other
-only.)
+foretell its 10,000-iteration ddpm@500 FD. This check does not vary the recipe, so it cannot say
+whether the sweep ranked an arm's recipes wrongly; every arm ran the same search, and the verdicts
+read ddpm@500 at 10k directly. (FD from 500 samples sits above FD from 1,000: compare these
+numbers with each other only.)
 
 $sweep"""
 
