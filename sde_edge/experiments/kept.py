@@ -102,15 +102,15 @@ def kept_picture(spec, slug, source=None, quick=False, note=None):
         tmp = path.with_name(f".{path.name}.tmp")
         shutil.copyfile(source, tmp)
         tmp.replace(path)
-        entry = {"sha256": _sha256(path)}
+        digest = _sha256(path)
 
         def change(data):
             before = data.setdefault("pictures", {}).get(slug, {})
-            unchanged = before.get("sha256") == entry["sha256"]
-            said = note if note is not None else before.get("note") if unchanged else None
-            data["pictures"][slug] = {**entry, **({"note": said} if said else {})}
+            said = note if note is not None else before.get("note") if before.get("sha256") == digest else None
+            data["pictures"][slug] = {"sha256": digest, **({"note": said} if said else {})}
 
         _update(spec, quick, change)
+        return path
     valid = path.exists() and _picture_entry(spec, slug, quick).get("sha256") == _sha256(path)
     return path if valid else None
 

@@ -152,15 +152,15 @@ def chosen_recipes(sweep):
 
 
 def sweep_table(sweep):
-    lines = ["| arm | lr | clip | weights | FD on val |", "|---|---|---|---|---|"]
+    table = ["| arm | lr | clip | weights | FD on val |", "|---|---|---|---|---|"]
     best = [sweep_best(sweep, arm) for arm in dict.fromkeys(r["arm"] for r in sweep)]
     for r in sweep:
         weights = {True: "EMA", False: "raw", None: "pending"}[r["ema"]]
         fd = ("not run yet" if r["ema"] is None else f"diverged ({r['diverged']})" if r.get("diverged")
               else pm(r["fd_val"], r["fd_val_stderr"]))
-        lines.append(f"| {r['arm']} | {r['lr']:g} | {r['clip'] or 'none'} | {weights} | "
+        table.append(f"| {r['arm']} | {r['lr']:g} | {r['clip'] or 'none'} | {weights} | "
                      + (f"**{fd}** (best) |" if any(r is b for b in best) else f"{fd} |"))
-    return lines
+    return table
 
 
 def minutes_by_device(rows):
@@ -183,7 +183,7 @@ def minutes_cells(summary):
 
 
 def arm_table(summary):
-    lines = [
+    table = [
         "| setting | arm | seeds | FD | seed range | ddim@50 | dpmpp_2m@10 | median grad norm | clipped "
         "| training min / run | evaluation min / run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -196,10 +196,10 @@ def arm_table(summary):
         seeds = f"{s['seeds']} of {s['seeds_of']}" + (f" ({s['diverged']} diverged)" if s.get("diverged") else
                                                       "" if s["complete"] else " (pending)")
         train, evaluation = minutes_cells(s)
-        lines.append(f"| {s['setting']} | {s['arm']} | {seeds} | {pm(s['fd'], s['fd_se'])} | "
+        table.append(f"| {s['setting']} | {s['arm']} | {seeds} | {pm(s['fd'], s['fd_se'])} | "
                      f"{s['fd_min']:.3g}-{s['fd_max']:.3g} | {others[0]} | {others[1]} | "
                      f"{s['grad_norm_median']:.3g} | {s['clipped_share']:.0%} | {train} | {evaluation} |")
-    return lines
+    return table
 
 
 # the metrics of the E vs D table: (column, key in the rows, whether lower is better)
@@ -217,7 +217,7 @@ def paired_differences(rows, setting, sampler, ours, baseline, metric="fd"):
 def secondary_table(rows, settings, sampler, ours="E", baseline="D"):
     """Markdown: ours - baseline in each metric of SECONDARY, one row per setting ({name: its number of
     seeds}) with two paired seeds or more; no arm is named ahead while a setting has seeds to come."""
-    lines = ["| setting | seeds | " + " | ".join(f"{name} ({'lower' if lower else 'higher'} is better)"
+    table = ["| setting | seeds | " + " | ".join(f"{name} ({'lower' if lower else 'higher'} is better)"
                                                 for name, _, lower in SECONDARY) + " |",
              "|---|---|" + "---|" * len(SECONDARY)]
     for setting, all_seeds in settings.items():
@@ -233,8 +233,8 @@ def secondary_table(rows, settings, sampler, ours="E", baseline="D"):
             cells.append(pm(mean, se) + (f" **{ours if (mean < 0) == lower else baseline}**" if ahead else ""))
         if seeds > 1:
             count = f"{seeds}" if seeds == all_seeds else f"{seeds} of {all_seeds} (pending)"
-            lines.append(f"| {setting} | {count} | " + " | ".join(cells) + " |")
-    return lines if len(lines) > 2 else ["(no setting has two paired seeds of both arms yet)"]
+            table.append(f"| {setting} | {count} | " + " | ".join(cells) + " |")
+    return table if len(table) > 2 else ["(no setting has two paired seeds of both arms yet)"]
 
 
 def sample_lines(figures, name):
