@@ -38,9 +38,8 @@ def get_config():
     training.keep_every = 100_000
     training.eval_freq = 5_000
     training.log_freq = 100
-    # the usual GPU choices, off by default because none pays on a CPU. Measured on one H100 (README,
-    # "On a GPU"): a step of this network takes 55.7 ms with all four against 99.4 in fp32 eager
-    # (1.78x); bf16 with compile alone 58.7, compile alone 81.9, channels-last alone 117.9
+    # the usual GPU choices, off by default because none pays on a CPU; together they pay for this
+    # network on an H100, channels-last alone does not (docs/benchmarks.md, "On a GPU")
     training.precision = "bf16"
     training.compile = True
     model.channels_last = True

@@ -22,7 +22,10 @@ def get_config():
     data.blur_sigma = 0.0  # > 0: Gaussian-blur every image (pixels): the frequency study's low-passed data
     data.random_flip = False  # horizontal flips, drawn per (seed, step) from the run's `flip` stream
     data.validation_fraction = 0.0  # > 0: hold this share of the train split out as split 'val' (tuning)
-    data.prepare = True  # folder: decode and resize once into a cached uint8 array (sde_edge.prepared)
+    data.prepare = True  # folder: decode and resize once into a cached uint8 array (sde_edge.data.prepared)
+    data.latent = ml_collections.ConfigDict()
+    # a first stage (a train-autoencoder workdir or a diffusers AutoencoderKL folder): diffuse its latents
+    data.latent.autoencoder = config_dict.placeholder(str)
     data.num_workers = 0  # > 0: threads that load the next batches while the network trains
 
     # num_steps 500, beta 1e-4..2e-2 per step, tau `linear`, t_phi 0.5, kappa 1e-4..1e-1,

@@ -10,10 +10,10 @@ from scipy.integrate import solve_ivp
 
 from sde_edge.config import default_diffusion
 from sde_edge.oracle import MixtureOracle
+from sde_edge.processes.edge import EdgePreservingSDE
+from sde_edge.processes.schedules import TRANSITIONS
 from sde_edge.reverse import ReverseProcess
-from sde_edge.schedules import TRANSITIONS
 from sde_edge.score import Denoiser
-from sde_edge.sde import EdgePreservingSDE
 
 torch.set_default_dtype(torch.float64)
 CONTINUOUS = [name for name in TRANSITIONS if name != "linear"]
@@ -37,7 +37,7 @@ def claim_1_matched_g_squared(sde):
 def claim_2_sigma_over_a_non_decreasing(sde):
     """sigma^2 / a^2 is non-decreasing, and G^2 >= beta c^2 > 0."""
     t = torch.linspace(0.0, 1.0, 2001).reshape(-1, 1, 1, 1)
-    ratio = sde.noise_std(EDGES, t, EDGES) ** 2 / sde.signal_coef(t) ** 2
+    ratio = sde.noise_std(EDGES, t, EDGES) ** 2 / sde.schedule.signal(t) ** 2
     worst_decrease = (-(ratio[1:] - ratio[:-1])).clamp_min(0).max().item()
     g_sq = sde.diffusion_sq(EDGES, t, EDGES)
     below_floor = (sde.schedule.beta(t) * sde.edge_factor(EDGES, t) ** 2 - g_sq).clamp_min(0).max().item()

@@ -7,10 +7,10 @@ import sys
 import torch
 from _report import report  # paper_appendix/ is on sys.path when run as a script
 
-from sde_edge.baselines import BlueNoiseSDE, BlurringSDE
-from sde_edge.bases import DCT, DFT
 from sde_edge.config import default_diffusion
-from sde_edge.data import gaussian_blur
+from sde_edge.data.datasets import gaussian_blur
+from sde_edge.processes.bases import DCT, DFT
+from sde_edge.processes.spectral import BlueNoiseSDE, BlurringSDE
 
 torch.set_default_dtype(torch.float64)
 LIKE = torch.zeros(1, 1, 16, 16)

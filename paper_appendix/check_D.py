@@ -10,8 +10,8 @@ from _report import report  # paper_appendix/ is on sys.path when run as a scrip
 
 from sde_edge.config import default_diffusion
 from sde_edge.likelihood import LEVELS, decoder_log_likelihood, gaussian_kl
-from sde_edge.schedules import TRANSITIONS
-from sde_edge.sde import EdgePreservingSDE
+from sde_edge.processes.edge import EdgePreservingSDE
+from sde_edge.processes.schedules import TRANSITIONS
 
 torch.set_default_dtype(torch.float64)
 EDGES = torch.tensor([0.0, 1e-3, 0.05, 1.0]).reshape(1, 1, 1, -1)
@@ -21,7 +21,7 @@ GRID = torch.linspace(0.0, 1.0, 501)
 def claim_1_chain_has_the_marginals(sde):
     """v_ts >= 0 on a fine grid, and a_ts^2 sigma_s^2 + v_ts = sigma_t^2."""
     s, t = GRID[1:-1].reshape(-1, 1, 1, 1), GRID[2:].reshape(-1, 1, 1, 1)
-    a_ts = sde.signal_coef(t) / sde.signal_coef(s)
+    a_ts = sde.schedule.signal(t) / sde.schedule.signal(s)
     var_s, var_t = sde.noise_std(EDGES, s, EDGES) ** 2, sde.noise_std(EDGES, t, EDGES) ** 2
     v_ts = var_t - a_ts**2 * var_s
     return max(float((-v_ts).clamp_min(0).max()), float((a_ts**2 * var_s + v_ts - var_t).abs().max())), 1e-15
@@ -36,7 +36,7 @@ def claim_2_posterior_by_quadrature(sde):
         e = float(rng.choice(EDGES.flatten().numpy()))
         x0 = float(rng.uniform(-1, 1))
         e_t, tt, st = torch.tensor(e).reshape(1, 1, 1, 1), torch.tensor(t), torch.tensor(s)
-        a_t, a_s = float(sde.signal_coef(tt)), float(sde.signal_coef(st))
+        a_t, a_s = float(sde.schedule.signal(tt)), float(sde.schedule.signal(st))
         var_t, var_s = float(sde.noise_std(e_t, tt, e_t) ** 2), float(sde.noise_std(e_t, st, e_t) ** 2)
         x_t = a_t * x0 + np.sqrt(var_t) * rng.normal()
         grid = np.linspace(a_s * x0 - 12 * np.sqrt(var_s), a_s * x0 + 12 * np.sqrt(var_s), 200_001)
@@ -66,10 +66,10 @@ def claim_4_per_pixel_loss_scale(sde):
     t, s = torch.tensor(0.3), torch.tensor(0.25)
     x0 = torch.rand(1, 1, 1, EDGES.shape[-1]) * 2 - 1
     x0_hat = x0 + 0.1
-    x_t = sde.signal_coef(t) * x0 + sde.noise_std(EDGES, t, EDGES) * torch.randn_like(x0)
+    x_t = sde.schedule.signal(t) * x0 + sde.noise_std(EDGES, t, EDGES) * torch.randn_like(x0)
     mean_q, var = sde.posterior(x_t, x0, t, s, EDGES)
     mean_p, _ = sde.posterior(x_t, x0_hat, t, s, EDGES)
-    weight = sde.signal_coef(s) ** 2 * var / (2 * sde.noise_std(EDGES, s, EDGES) ** 4)
+    weight = sde.schedule.signal(s) ** 2 * var / (2 * sde.noise_std(EDGES, s, EDGES) ** 4)
     kl = gaussian_kl(mean_q, var, mean_p, var)
     spread = float(weight.max() / weight.min())
     error = float((kl / (weight * (x0 - x0_hat) ** 2) - 1).abs().max())

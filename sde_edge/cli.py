@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "sdedit": ("sde_edge.commands.sdedit", "stroke-guided generation (SDEdit) from a trained run"),
     "eval-nll": ("sde_edge.commands.eval_nll", "bits/dim by the probability-flow ODE and the variational bound"),
     "eval-samples": ("sde_edge.commands.eval_samples", "FD, KID, precision/recall and per-band SWD of samples"),
+    "train-autoencoder": ("sde_edge.commands.train_autoencoder",
+                          "train the first stage of latent diffusion (a KL autoencoder)"),
     "prepare-data": ("sde_edge.commands.prepare_data", "decode and resize an image folder once for training"),
 }
 HELP = ("-h", "--help", "--helpshort", "--helpfull")
@@ -43,9 +45,9 @@ def _one_line(error):
 
 def _user_errors():
     # imported when a command runs: loading torch here would slow down `sde-edge --help` and a mistyped subcommand
-    from sde_edge.checkpoint import CheckpointError
-    from sde_edge.train import TrainingError
-    from sde_edge.workdir import WorkdirBusyError
+    from sde_edge.storage.checkpoint import CheckpointError
+    from sde_edge.storage.workdir import WorkdirBusyError
+    from sde_edge.training.trainer import TrainingError
 
     return (ValueError, OSError, KeyError, CheckpointError, TrainingError, WorkdirBusyError, flags.Error)
 
@@ -69,7 +71,7 @@ def main(argv=None):
                  if m == module.__name__ or getattr(module, "_CHOSEN", None) is not None]
         print("\n".join(h for h in helps if h) or "  (none)")
         return 0
-    from sde_edge.train import TrainingInterrupted  # as in _user_errors: torch loads only for a command
+    from sde_edge.training.trainer import TrainingInterrupted  # as in _user_errors: torch loads only for a command
 
     try:  # everything that goes wrong while reading the flags and the config file is the user's to fix
         flags.FLAGS([f"sde-edge {name}"] + rest)

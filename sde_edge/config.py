@@ -4,16 +4,19 @@
 eval) in one pass when a config is loaded, so a bad value is a ValueError that names the
 field and its allowed range before any work starts, never a traceback hours later.
 """
+import copy
 import importlib.util
 from pathlib import Path
 
 import ml_collections
+from ml_collections import config_dict
 
-from sde_edge.data import DATASETS
+from sde_edge.data.datasets import DATASETS
 from sde_edge.devices import resolve_device
 from sde_edge.fields import BOOL, INT_TUPLE, Rule, check, choice, integer, number
+from sde_edge.latent.first_stage import model_space
 from sde_edge.losses import TIME_SAMPLINGS, WEIGHTINGS
-from sde_edge.process_registry import diffusion_defaults, processes, validate_diffusion
+from sde_edge.processes.registry import diffusion_defaults, processes, validate_diffusion
 from sde_edge.sampling import SAMPLERS
 from sde_edge.sampling.grids import GRIDS
 from sde_edge.score import PARAMETERIZATIONS
@@ -70,8 +73,9 @@ EVAL_RULES = {"batch_size": integer(1), "num_samples": integer(1)}
 # ``upgrade_config`` fills them in, so old runs restore and resume.
 ADDED_FIELDS = {
     "diffusion": dict(process="edge", basis="dct", blur_sigma_max=20.0, blur_min_scale=1e-3,
-                      bluenoise_cutoff=0.25, bluenoise_floor=0.1),
-    "data": dict(blur_sigma=0.0, random_flip=False, validation_fraction=0.0, prepare=False, num_workers=0),
+                      bluenoise_cutoff=0.25, bluenoise_floor=0.1, edge_channels="sum"),
+    "data": dict(blur_sigma=0.0, random_flip=False, validation_fraction=0.0, prepare=False, num_workers=0,
+                 latent=ml_collections.ConfigDict({"autoencoder": config_dict.placeholder(str)})),
     "training": dict(checkpoint_freq=500, checkpoint_minutes=1.0, keep_every=0, eval_freq=0,
                      max_skipped_steps=20, divergence_factor=100.0, precision="fp32", compile=False,
                      compile_backend="inductor", cudnn_benchmark=False),
@@ -82,7 +86,7 @@ ADDED_FIELDS = {
 
 def _with_added_fields(section, name):
     """``section`` with the fields of ADDED_FIELDS[name] it lacks filled in (a copy if any were missing)."""
-    missing = {k: v for k, v in ADDED_FIELDS.get(name, {}).items() if k not in section}
+    missing = {k: copy.deepcopy(v) for k, v in ADDED_FIELDS.get(name, {}).items() if k not in section}
     if not missing:
         return section
     section = section.copy_and_resolve_references()
@@ -118,13 +122,28 @@ def validate_config(config):
     check(config.sampling, {"method": choice(tuple(sorted(SAMPLERS))), "steps": integer(1), "grid": choice(GRIDS),
                              "num_samples": integer(1)}, "sampling")
     check(config.eval, EVAL_RULES, "eval")
+    _check_latent(config.data)
     downsampling = 2 ** (len(config.model.ch_mult) - 1)
-    if config.data.image_size % downsampling:
-        raise ValueError(f"data.image_size={config.data.image_size} must be divisible by {downsampling}, the UNet's "
-                         f"downsampling for model.ch_mult={tuple(config.model.ch_mult)}")
+    size = model_space(config.data)[1]
+    if size % downsampling:
+        what = f"data.image_size={config.data.image_size}" if size == config.data.image_size else (
+            f"the latent size {size} (data.image_size={config.data.image_size} over the first stage's factor)")
+        raise ValueError(f"{what} must be divisible by {downsampling}, the UNet's downsampling for "
+                         f"model.ch_mult={tuple(config.model.ch_mult)}")
     if config.data.dataset == "folder" and not config.data.root:
         raise ValueError("data.root must name an image folder when data.dataset='folder'")
     return config
+
+
+def _check_latent(data):
+    latent = data.get("latent")
+    if latent is None or latent.get("autoencoder") is None:
+        return
+    if not isinstance(latent.autoencoder, str):
+        raise ValueError(f"data.latent.autoencoder must name a folder, got {latent.autoencoder!r}")
+    if data.random_flip:
+        raise ValueError("data.random_flip flips images, but with data.latent.autoencoder the latents are encoded "
+                         "once; set data.random_flip=false")
 
 
 def _check_parameterization(config):
@@ -137,8 +156,10 @@ def _check_parameterization(config):
 
 
 def image_shape(config, n):
-    """The (n, C, H, W) shape of n images of ``config.data``."""
-    return (n, config.data.num_channels, config.data.image_size, config.data.image_size)
+    """The (n, C, H, W) shape of n of what the model generates: images of ``config.data``, or the
+    latents of its first stage (``data.latent.autoencoder``; decoded by ``TrainedRun.decode``)."""
+    channels, size = model_space(config.data)
+    return (n, channels, size, size)
 
 
 def default_diffusion(**overrides):

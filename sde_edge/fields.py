@@ -2,7 +2,7 @@
 
 ``check(section, rules, prefix)`` raises a ValueError that names the field and what was expected,
 so a bad config stops at load, before any work starts. The processes declare their fields with
-these rules (``sde_edge.process_registry``) and ``sde_edge.config`` checks every other section.
+these rules (``sde_edge.processes.registry``) and ``sde_edge.config`` checks every other section.
 """
 import math
 from collections.abc import Callable

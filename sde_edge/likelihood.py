@@ -65,14 +65,19 @@ def _divergence(drift, x, trace, probes):
 
 
 def ode_bpd(model, sde, x, *, trace="hutchinson", probe="rademacher", rtol=1e-5, atol=1e-5, dequantize=True,
-            generator=None, max_nfe=20_000, method="RK45", progress=False):
+            generator=None, max_nfe=20_000, method="RK45", progress=False, latent=False):
     """-log p(x) in bits/dim under the probability-flow ODE: log p_0(x) = log N(y_1; 0, I) +
     integral_{t_eps}^1 div F dt, with F the ODE drift in the process's coordinates y = U^T x
     (exact trace or Hutchinson-Skilling; U is orthonormal, so no Jacobian term).
 
+    ``latent=True``: x are a first stage's scaled latents, not 8-bit pixels: no dequantisation and no
+    change of units to [0, 256); the result is bits per latent dimension of their continuous density,
+    which is not a pixel likelihood (it leaves out the decoder) and can be negative.
+
     Samples must not interact: ``edge_norm='batch'`` is refused (its edge map couples the batch).
     """
-    check_data_range(x)
+    if not latent:
+        check_data_range(x)
     sde.check_continuous()
     if trace not in TRACES or probe not in PROBES:
         raise ValueError(f"trace must be one of {TRACES} and probe one of {PROBES}, got {trace!r}, {probe!r}")
@@ -83,7 +88,8 @@ def ode_bpd(model, sde, x, *, trace="hutchinson", probe="rademacher", rtol=1e-5,
     if trace == "exact" and dims > MAX_EXACT_DIMS:
         raise ValueError(f"trace='exact' costs one backward pass per dimension; D = {dims} > {MAX_EXACT_DIMS}: "
                          "use trace='hutchinson'")
-    if not dequantize:
+    dequantize = dequantize and not latent
+    if not dequantize and not latent:
         warnings.warn("dequantize=False: this is the bpd of a continuous density at discrete data points, "
                       "which is not a bound on the discrete NLL and can be negative", stacklevel=2)
     start = sde.to_basis(uniform_dequantize(x, generator) if dequantize else x)
@@ -105,7 +111,8 @@ def ode_bpd(model, sde, x, *, trace="hutchinson", probe="rademacher", rtol=1e-5,
     z = end[:, :dims].reshape(x.shape)
     prior_logp = sde.prior_logp(z)
     log_likelihood = prior_logp + end[:, dims]
-    return ODELikelihood(-log_likelihood / (dims * math.log(2)) + BPD_OFFSET, log_likelihood, prior_logp, end[:, dims],
+    offset = 0.0 if latent else BPD_OFFSET
+    return ODELikelihood(-log_likelihood / (dims * math.log(2)) + offset, log_likelihood, prior_logp, end[:, dims],
                          sde.from_basis(z), nfe)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sde_edge.data import load_dataset
+from sde_edge.data.datasets import load_dataset
 from sde_edge.figures import plt, save_figure
+from sde_edge.latent.latents import latent_autoencoder, training_images
 from sde_edge.likelihood import ode_bpd, snap_to_lattice, vlb_bpd
 from sde_edge.odeint import SolverBudgetExceeded
 from sde_edge.tables import write_csv
@@ -20,7 +21,10 @@ UNIFORM_BPD = 8.0  # a uniform model of 8-bit data
 
 
 def evaluation_images(config, split, n):
-    """The first ``n`` images of ``split`` (a fixed order), on the 256-level lattice."""
+    """The first ``n`` images of ``split`` (a fixed order), on the 256-level lattice; for a latent run
+    the first stage's latents of those images (continuous: no lattice)."""
+    if latent_autoencoder(config.data) is not None:
+        return training_images(config.data, split).first(n)
     return snap_to_lattice(load_dataset(config.data, split).first(n))
 
 
@@ -33,7 +37,7 @@ def _summary(values):
 
 
 def evaluate_nll(model, sde, images, *, method="both", batch_size=64, seed=0, steps=None, trace="hutchinson",
-                 rtol=1e-5, atol=1e-5, max_nfe=20_000, device="cpu", progress=True):
+                 rtol=1e-5, atol=1e-5, max_nfe=20_000, device="cpu", progress=True, latent=False):
     """Per-sample bpd by the ODE and/or the bound; returns (rows, (kl_per_step, times) or None)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -44,7 +48,8 @@ def evaluate_nll(model, sde, images, *, method="both", batch_size=64, seed=0, st
         batch = [{"index": start + i} for i in range(len(x))]
         if method in ("ode", "both"):
             try:
-                result = ode_bpd(model, sde, x, trace=trace, rtol=rtol, atol=atol, max_nfe=max_nfe, generator=generator)
+                result = ode_bpd(model, sde, x, trace=trace, rtol=rtol, atol=atol, max_nfe=max_nfe, generator=generator,
+                                 latent=latent)
                 for row, value in zip(batch, result.bpd.tolist()):
                     row.update(ode_bpd=value, ode_nfe=result.nfe)
             except SolverBudgetExceeded as error:

@@ -10,11 +10,12 @@ from pathlib import Path
 import ml_collections
 import torch
 
-from sde_edge.checkpoint import load_checkpoint, load_latest
 from sde_edge.config import upgrade_config, validate_config
+from sde_edge.latent.first_stage import FirstStage
+from sde_edge.latent.latents import check_same_first_stage, first_stage_digest, first_stage_of
 from sde_edge.models import build_model
-from sde_edge.process_registry import build_sde
-from sde_edge.sde import SDE
+from sde_edge.processes import SDE, build_sde
+from sde_edge.storage.checkpoint import load_checkpoint, load_latest
 
 
 @dataclass
@@ -24,6 +25,15 @@ class TrainedRun:
     config: ml_collections.ConfigDict
     step: int
     path: Path
+    first_stage: FirstStage | None = None  # a latent run's autoencoder
+
+    def decode(self, samples):
+        """What the model generates -> images in [-1, 1] (the identity for a pixel-space run)."""
+        return samples if self.first_stage is None else self.first_stage.decode(samples)
+
+    def encode(self, images):
+        """Images in [-1, 1] -> what the model generates (the identity for a pixel-space run)."""
+        return images if self.first_stage is None else self.first_stage.encode(images)
 
 
 def load_run(path, device="cpu", use_ema=True, channels_last=None, compile_backend=None):
@@ -60,4 +70,6 @@ def load_run(path, device="cpu", use_ema=True, channels_last=None, compile_backe
         model.use_channels_last()
     if compile_backend is not None:
         model.use_compile(compile_backend)
-    return TrainedRun(model.eval(), build_sde(config.diffusion), config, int(state["step"]), path)
+    check_same_first_stage(state.get("latent_autoencoder"), first_stage_digest(config.data), config.data, path)
+    return TrainedRun(model.eval(), build_sde(config.diffusion), config, int(state["step"]), path,
+                      first_stage_of(config.data, device))

@@ -53,7 +53,7 @@ class Denoiser:
     def __init__(self, model, sde):
         self.model, self.sde = model, sde
         self.parameterization = parameterization_of(model)
-        if self.parameterization == "eps" and sde.noise_depends_on_data:
+        if self.parameterization == "eps" and sde.noise_depends_on(sde.config):
             raise ValueError(f"model.parameterization='eps' needs a noise std that does not depend on x0, but {sde!r} "
                              "has sigma(x0, t); use 'scaled_eps' or 'x0'")
 
@@ -64,31 +64,26 @@ class Denoiser:
             raise ValueError(f"the model returned shape {tuple(output.shape)} for input shape {tuple(x.shape)}")
         return output
 
+    def read(self, output, y, t):
+        """(n_hat, x0_hat) in the basis from a model output at (y, t): the one parameterization switch."""
+        alpha = self.sde.alpha(t, y)
+        output = self.sde.to_basis(output)
+        if self.parameterization == "x0":
+            return y - alpha * output, output
+        noise = output if self.parameterization == "scaled_eps" else self.sde.noise_std(None, t, y) * output
+        return noise, (y - noise) / alpha
+
     def noise_in_basis(self, y, t):
         """n_hat = y - alpha(t) x0_hat in the basis: what the loss compares with s eps."""
         t = time_like(t, y)
-        output = self._output(y, t)
-        if self.parameterization == "scaled_eps":
-            return self.sde.to_basis(output)
-        if self.parameterization == "eps":
-            return self.sde.noise_std(None, t, y) * self.sde.to_basis(output)
-        return y - self.sde.alpha(t, y) * self.sde.to_basis(output)
+        return self.read(self._output(y, t), y, t)[0]
 
     def interpret(self, output, y, t):
         """A ``Denoised`` from a model output already computed at (y, t); t (B, 1, 1, 1)."""
-        sde = self.sde
-        alpha = sde.alpha(t, y)
-        if self.parameterization in ("scaled_eps", "eps"):
-            noise = sde.to_basis(output)
-            if self.parameterization == "eps":
-                noise = sde.noise_std(None, t, y) * noise
-            x0 = (y - noise) / alpha
-            image = sde.from_basis(x0)
-        else:
-            image, x0 = output, sde.to_basis(output)
-            noise = y - alpha * x0
-        statistic = sde.noise_statistic(image)
-        return Denoised(output, x0, image, noise, sde.noise_std(statistic, t, y), statistic)
+        noise, x0 = self.read(output, y, t)
+        image = self.sde.from_basis(x0)
+        statistic = self.sde.noise_statistic(image)
+        return Denoised(output, x0, image, noise, self.sde.noise_std(statistic, t, y), statistic)
 
     def __call__(self, y, t):
         """Evaluate the model once at (y, t) and read x0_hat, the score and s(x0_hat, t) from it."""

@@ -9,7 +9,7 @@ from there (``x_init``, ``t_start=t0``). Small t0 keeps the painting, t0 = 1 ign
 import numpy as np
 import torch
 
-from sde_edge.data import gaussian_blur
+from sde_edge.data.datasets import gaussian_blur
 from sde_edge.sampling.batched import sample_in_batches
 
 STROKE_BLUR = 0.5  # pixels: "a mild blur"
@@ -40,10 +40,14 @@ def stroke_paintings(images, k, blur_sigma=STROKE_BLUR, seed=0):
 
 
 def sdedit(model, sde, guides, *, t0=0.5, sampler="ddpm", steps=100, seed=0, batch_size=256, device="cpu",
-           progress=True, **options):
-    """Samples guided by ``guides`` (pixels in [-1, 1]): perturb to t0, then sample back to t = 0."""
+           progress=True, encode=None, decode=None, **options):
+    """Samples guided by ``guides`` (pixels in [-1, 1]): perturb to t0, then sample back to t = 0. A
+    latent run passes its first stage's ``encode`` and ``decode``: the guides are encoded, hijacked
+    at t0 in latent space and the results decoded."""
     if not 0.0 < t0 <= 1.0:
         raise ValueError(f"--t0 must lie in (0, 1], got {t0!r}")
+    if encode is not None:
+        guides = encode(guides).cpu()
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(guides.shape, generator=generator, dtype=guides.dtype)
     x_t0 = torch.cat([sde.perturb(chunk, t0, noise) for chunk, noise in zip(guides.split(512), z.split(512))])
@@ -59,5 +63,6 @@ def sdedit(model, sde, guides, *, t0=0.5, sampler="ddpm", steps=100, seed=0, bat
         x_init=x_t0,
         t_start=t0,
         progress=progress,
+        decode=decode,
         **options,
     )

@@ -5,7 +5,7 @@ import torch
 
 from helpers import PaperSchedule
 from sde_edge.config import default_diffusion
-from sde_edge.process_registry import build_sde
+from sde_edge.processes.registry import build_sde
 
 
 def pytest_configure(config):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from sde_edge import distributed
 from sde_edge.config import load_config
-from sde_edge.train import Trainer
+from sde_edge.training import distributed
+from sde_edge.training.trainer import Trainer
 
 
 def main(config_path, workdir, out):

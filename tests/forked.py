@@ -23,11 +23,12 @@ import tempfile
 import weakref
 from pathlib import Path
 
-# what most command lines import; scipy.stats, matplotlib (sde_edge.figures, sde_edge.sampler_comparison) and
+# what most command lines import; scipy.stats, matplotlib (sde_edge.figures, the sampler comparison) and
 # clean-fid (it imports torchvision and with it torch._dynamo: 4 s) are each seconds a start
-PRELOAD = ["torch", "numpy", "PIL.Image", "ml_collections", "absl.flags", "sde_edge.train", "sde_edge.checkpoint",
+PRELOAD = ["torch", "numpy", "PIL.Image", "ml_collections", "absl.flags", "sde_edge.training.trainer",
+           "sde_edge.storage.checkpoint",
            "sde_edge.config", "sde_edge.sampling", "sde_edge.metrics", "sde_edge.figures",
-           "sde_edge.sampler_comparison", "cleanfid.fid"]
+           "sde_edge.experiments.sampler_comparison", "cleanfid.fid"]
 
 
 @functools.cache

@@ -12,9 +12,9 @@ from PIL import Image
 
 import forked
 from helpers import TINY
-from sde_edge.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from sde_edge.config import load_config
-from sde_edge.train import train
+from sde_edge.storage.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from sde_edge.training.trainer import train
 
 
 def _sde_edge(*args, timeout=300, fresh=False):

@@ -71,7 +71,7 @@ def test_a_diverged_sweep_cell_is_kept_as_a_result_and_never_chosen(tmp_path):
     from sde_edge.experiments.runs import DIVERGED, ensure_trained, workdir_of
     from sde_edge.experiments.studies import comparison_runs as cr
     from sde_edge.experiments.studies.comparison_text import sweep_best, sweep_table
-    from sde_edge.train import DivergenceError
+    from sde_edge.training.trainer import DivergenceError
 
     spec = cr.sweep_run(cr.SETTINGS[0], "E-var", 2e-3, 0.0)
     workdir = workdir_of(spec, tmp_path)

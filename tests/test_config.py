@@ -104,7 +104,7 @@ def test_paper_scale_configs_train_two_steps_on_the_cpu(tmp_path, name):
     import numpy as np
     from PIL import Image
 
-    from sde_edge.train import train
+    from sde_edge.training.trainer import train
 
     config = load_config(CONFIGS / name)
     with pytest.raises(ValueError, match="data.root"):  # the user's own image folder is required

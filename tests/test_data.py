@@ -1,4 +1,4 @@
-"""sde_edge.data: embedded sets offline, the shapes dataset, image folders with real pixel
+"""sde_edge.data.datasets: embedded sets offline, the shapes dataset, image folders with real pixel
 ranges, and errors that name the path."""
 import subprocess
 import sys
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sde_edge.data import gaussian_blur, load_dataset
-from sde_edge.shapes import CLASSES, SPLIT_SIZES
+from sde_edge.data.datasets import gaussian_blur, load_dataset
+from sde_edge.data.shapes import CLASSES, SPLIT_SIZES
 
 
 def _data_config(**fields):
@@ -56,7 +56,7 @@ def test_shapes_are_balanced_labelled_and_sized_as_documented():
 
 def test_shapes_image_i_is_a_function_of_split_and_i_across_processes():
     script = (
-        "import ml_collections, torch; from sde_edge.data import load_dataset; "
+        "import ml_collections, torch; from sde_edge.data.datasets import load_dataset; "
         "c = ml_collections.ConfigDict(dict(dataset='shapes', image_size=12, num_channels=1, blur_sigma=0.0)); "
         "d = load_dataset(c, 'test'); print(d.images[[0, 7, 1999]].sum().item(), d.labels[[0, 7, 1999]].tolist())"
     )
@@ -70,7 +70,7 @@ def test_shapes_image_i_is_a_function_of_split_and_i_across_processes():
 
 
 def test_large_shapes_splits_are_kept_on_disk_and_rendered_again_when_damaged(monkeypatch, classifier_cache):
-    from sde_edge import shapes as module
+    from sde_edge.data import shapes as module
 
     monkeypatch.setattr(module, "DISK_CACHE_SIZE", 8)  # the real threshold's splits take minutes to render
     renders = []

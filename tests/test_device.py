@@ -78,7 +78,7 @@ def test_training_and_sampling_run_on_cuda(tmp_path):
     from sde_edge.config import load_config
     from sde_edge.restore import load_run
     from sde_edge.sampling import sample
-    from sde_edge.train import train
+    from sde_edge.training.trainer import train
 
     config = load_config(ROOT / "tests" / "configs" / "tiny.py")
     config.device = "cuda"

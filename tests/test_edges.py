@@ -1,8 +1,8 @@
-"""sde_edge.edges: the Sobel edge map (paper_appendix/math.md, section 1)."""
+"""sde_edge.processes.edge_map: the Sobel edge map (paper_appendix/math.md, section 1)."""
 import pytest
 import torch
 
-from sde_edge.edges import edge_map
+from sde_edge.processes.edge_map import edge_map
 
 
 def test_constant_image_has_no_edges_with_replicate_padding(make_sde):
@@ -10,7 +10,8 @@ def test_constant_image_has_no_edges_with_replicate_padding(make_sde):
     assert bool((edge_map(flat) == 0).all())
     sde = make_sde(tau="linear_ramp")
     t = torch.tensor([0.1, 0.3])
-    torch.testing.assert_close(sde.marginal_prob(flat, t)[1], sde.noise_coef(t)[:, None, None, None].expand_as(flat))
+    expected = sde.schedule.noise(t)[:, None, None, None].expand_as(flat)
+    torch.testing.assert_close(sde.marginal_prob(flat, t)[1], expected)
 
 
 def test_zero_padding_puts_a_false_edge_on_the_frame():

@@ -11,10 +11,12 @@ import pytest
 import forked
 from helpers import ROOT
 
-STUDIES = ("comparison", "comparison64", "unconditional", "convergence", "frequency", "sdedit", "ablation", "weighting")
+STUDIES = ("comparison", "comparison64", "latent", "unconditional", "convergence", "frequency", "sdedit", "ablation",
+           "weighting")
 FIGURES = {
     "comparison": "fd.png",
     "comparison64": "fd.png",
+    "latent": "fd.png",
     "unconditional": "fd.png",
     "convergence": "convergence.png",
     "frequency": "heatmap.png",

@@ -7,11 +7,11 @@ import torch
 
 from helpers import TINY, edge_rich_images, tensors
 from sde_edge.config import load_config
-from sde_edge.fast_training import build_optimizer, fast_network
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
-from sde_edge.process_registry import build_sde
-from sde_edge.train import train
+from sde_edge.processes.registry import build_sde
+from sde_edge.training.fast import build_optimizer, fast_network
+from sde_edge.training.trainer import train
 
 
 def _config(**fields):

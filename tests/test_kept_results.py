@@ -59,7 +59,7 @@ def test_a_kept_divergence_is_raised_without_the_runs_marker_and_never_trained_a
     import pytest
 
     from sde_edge.experiments.runs import ensure_trained, raise_if_diverged
-    from sde_edge.train import DivergenceError
+    from sde_edge.training.trainer import DivergenceError
 
     spec = RunSpec("sweep-cell", "paper/digits_edge.py", 0, {"optim.lr": 2e-3})
     kept.set_kept(tmp_path / "kept")

@@ -24,9 +24,9 @@ def _flow_map_bpd(sde, oracle, x):
     x_1 = a_1 mu + r_1 (x - a_eps mu) / r_eps (r_t the marginal std), pushed back from N(0, I)."""
     t_eps, one = torch.tensor(sde.t_eps, dtype=x.dtype), torch.tensor(1.0, dtype=x.dtype)
     a0, r0, a1, r1 = (
-        sde.signal_coef(t_eps),
+        sde.schedule.signal(t_eps),
         oracle.marginal_std(t_eps, x),
-        sde.signal_coef(one),
+        sde.schedule.signal(one),
         oracle.marginal_std(one, x),
     )
     z = a1 * MU + r1 * (x - a0 * MU) / r0
@@ -94,7 +94,7 @@ class _DiscreteGaussianOracle:
 
     def __call__(self, x, t):
         t = t[:, None, None, None, None]
-        a, b = self.sde.signal_coef(t), self.sde.noise_coef(t)
+        a, b = self.sde.schedule.signal(t), self.sde.schedule.noise(t)
         logits = self.log_mass - 0.5 * ((x[..., None] - a * self.levels) / b) ** 2
         return (logits.softmax(-1) * self.levels).sum(-1)
 
@@ -126,10 +126,10 @@ def test_one_image_oracle_has_zero_kl_and_a_hand_computed_bound(make_sde):
     dims = mu[0].numel()
     one, t1 = torch.tensor(1.0, dtype=mu.dtype), result.times[-2]
     _, std_1 = sde.marginal_prob(mu, one)
-    a_1 = sde.signal_coef(one)
+    a_1 = sde.schedule.signal(one)
     prior = 0.5 * (std_1**2 + a_1**2 * mu**2 - 1 - torch.log(std_1**2)).sum()
     _, std_t1 = sde.marginal_prob(mu, t1)
-    decoder_std = (std_t1 / sde.signal_coef(t1)).numpy()
+    decoder_std = (std_t1 / sde.schedule.signal(t1)).numpy()
     k = quantize(mu).numpy()
     low = np.where(k > 0, k * BIN_WIDTH - 1, -np.inf)
     high = np.where(k < 255, (k + 1) * BIN_WIDTH - 1, np.inf)

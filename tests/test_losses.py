@@ -18,7 +18,7 @@ class _Perturbed:
         self.oracle, self.offset, self.parameterization = oracle, offset, oracle.parameterization
 
     def __call__(self, x, t):
-        return self.oracle(x, t) + self.offset * self.oracle.sde.noise_coef(t)[:, None, None, None]
+        return self.oracle(x, t) + self.offset * self.oracle.sde.schedule.noise(t)[:, None, None, None]
 
 
 def _draws(sde, x0, weighting, seed):
@@ -48,7 +48,7 @@ def test_variance_weighting_is_scaled_noise_error(make_sde):
     t, _, eps = _draws(sde, x0, "variance", seed=3)
     model = ScoreModel(lambda x, t: 0.3 * x, "scaled_eps")
     _, std = sde.marginal_prob(x0, t)
-    x_t = sde.signal_coef(t[:, None, None, None]) * x0 + std * eps
+    x_t = sde.schedule.signal(t[:, None, None, None]) * x0 + std * eps
     expected = (model(x_t, t) / std - eps).square()
     torch.testing.assert_close(ScoreMatchingLoss(sde, "variance").per_pixel(model, x0, t, eps), expected)
 

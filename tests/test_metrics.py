@@ -11,7 +11,7 @@ import torch
 from scipy.special import gamma
 
 import forked
-from sde_edge.data import gaussian_blur, load_dataset
+from sde_edge.data.datasets import gaussian_blur, load_dataset
 from sde_edge.metrics.distances import (
     FixedReferenceFD,
     frechet_distance,

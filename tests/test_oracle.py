@@ -56,7 +56,7 @@ def test_oracle_output_matches_its_parameterisation(make_sde):
     eps_oracle = MixtureOracle(images, (0.6, 0.4), sde, "scaled_eps")
     x0_oracle = MixtureOracle(images, (0.6, 0.4), sde, "x0")
     x = eps_oracle.sample_marginal(0.4, 8, generator=torch.Generator().manual_seed(2))
-    a = sde.signal_coef(torch.tensor(0.4, dtype=x.dtype))
+    a = sde.schedule.signal(torch.tensor(0.4, dtype=x.dtype))
     torch.testing.assert_close(
         eps_oracle(x, torch.full((8,), 0.4, dtype=x.dtype)), x - a * x0_oracle(x, torch.full((8,), 0.4, dtype=x.dtype))
     )

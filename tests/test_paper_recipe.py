@@ -8,16 +8,16 @@ import torch
 
 import forked
 from helpers import ROOT, TINY, PaperSchedule, edge_rich_images, tensors
-from sde_edge.batches import random_flips
 from sde_edge.config import default_diffusion, load_config, validate_config
-from sde_edge.data import load_dataset
+from sde_edge.data.datasets import load_dataset
+from sde_edge.experiments.sampler_comparison import mode_statistics
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import ScoreModel, UNet
 from sde_edge.oracle import MixtureOracle
-from sde_edge.process_registry import build_sde
-from sde_edge.sampler_comparison import mode_statistics
+from sde_edge.processes.registry import build_sde
 from sde_edge.sampling import sample
-from sde_edge.train import train
+from sde_edge.training.batches import random_flips
+from sde_edge.training.trainer import train
 
 WEIGHTS = (0.5, 0.3, 0.2)
 

@@ -1,4 +1,4 @@
-"""Prepared image folders (sde_edge.prepared): today's images in today's order, noticed changes,
+"""Prepared image folders (sde_edge.data.prepared): today's images in today's order, noticed changes,
 damaged files rebuilt, and concurrent preparations that do not collide."""
 import json
 import os
@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from helpers import ROOT
-from sde_edge.batches import BatchSource
-from sde_edge.data import load_dataset
-from sde_edge.prepared import prepare, prepared_dir
+from sde_edge.data.datasets import load_dataset
+from sde_edge.data.prepared import prepare, prepared_dir
+from sde_edge.training.batches import BatchSource
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_a_damaged_prepared_file_is_rebuilt_not_used(folder, damage):
 
 
 def test_the_splits_of_one_run_read_the_checksum_once_and_a_later_change_again(folder, monkeypatch):
-    import sde_edge.prepared as prepared
+    import sde_edge.data.prepared as prepared
 
     reads = []
     checksum = prepared._checksum
@@ -106,7 +106,7 @@ def test_the_splits_of_one_run_read_the_checksum_once_and_a_later_change_again(f
 
 
 def test_two_processes_preparing_the_same_folder_at_once_do_not_corrupt_it(folder):
-    code = f"from sde_edge.prepared import prepare; print(len(prepare({str(folder)!r}, 8, 3, progress=False)[1]))"
+    code = f"from sde_edge.data.prepared import prepare; print(len(prepare({str(folder)!r}, 8, 3, progress=False)[1]))"
     env = {**os.environ, "SDE_EDGE_CACHE": os.environ["SDE_EDGE_CACHE"]}
     runs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
             for _ in range(2)]

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from helpers import TINY, PaperSchedule, assert_paths_match_marginal
-from sde_edge.baselines import BlueNoiseSDE, BlurringSDE
-from sde_edge.bases import DCT, DFT
 from sde_edge.config import default_diffusion, load_config
 from sde_edge.likelihood import ode_bpd
 from sde_edge.oracle import GaussianOracle
-from sde_edge.process_registry import build_sde
+from sde_edge.processes.bases import DCT, DFT
+from sde_edge.processes.registry import build_sde
+from sde_edge.processes.spectral import BlueNoiseSDE, BlurringSDE
 
 PROCESSES = {
     "blur": dict(process="blur", blur_sigma_max=4.0),
@@ -112,13 +112,12 @@ def test_a_process_registered_outside_the_package_is_validated_and_built():
     """A scaled VP process (s = c b(t), so G^2 = c^2 beta) declared here, in the test module alone."""
     from sde_edge.config import default_diffusion, validate_config
     from sde_edge.fields import Field, number
-    from sde_edge.process_registry import PROCESSES, register_process
-    from sde_edge.sde import SDE
+    from sde_edge.processes.edge import SDE
+    from sde_edge.processes.registry import PROCESSES, register_process
 
     @register_process
     class ScaledVP(SDE):
         name = "toy_scaled_vp"
-        noise_depends_on_data = False
         fields = {"toy_scale": Field(2.0, number(0, low_open=True), "noise std over the VP schedule's")}
 
         @classmethod

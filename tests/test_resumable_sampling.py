@@ -8,7 +8,7 @@ import sde_edge.sampling.batched as batched
 from helpers import edge_rich_images
 from sde_edge.config import default_diffusion
 from sde_edge.oracle import MixtureOracle
-from sde_edge.process_registry import build_sde
+from sde_edge.processes.registry import build_sde
 from sde_edge.sampling.batched import sample_in_batches
 
 SHAPE = (10, 1, 8, 8)  # batches of 3: 3 + 3 + 3 + 1

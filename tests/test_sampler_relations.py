@@ -60,8 +60,8 @@ def test_dpmpp_3m_is_third_order_dpmpp_2m_second_and_ddim_first(make_sde):
         reports = []
         sample(name, oracle, sde, x1.shape, steps=steps, x_init=x1, grid="logsnr", callback=reports.append)
         t = torch.tensor(reports[-1]["t"], dtype=torch.float64)
-        exact = sde.signal_coef(t) * 0.1 + oracle.marginal_std(t, x1) / oracle.marginal_std(one, x1) * (
-            x1 - sde.signal_coef(one) * 0.1)
+        exact = sde.schedule.signal(t) * 0.1 + oracle.marginal_std(t, x1) / oracle.marginal_std(one, x1) * (
+            x1 - sde.schedule.signal(one) * 0.1)
         return (reports[-1]["x"] - exact).abs().max().item()
 
     slopes = {}

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from helpers import edge_rich_images
+from sde_edge.experiments.sampler_comparison import mode_statistics
 from sde_edge.oracle import MixtureOracle
-from sde_edge.sampler_comparison import mode_statistics
 from sde_edge.sampling import SAMPLERS, sample
 from sde_edge.sampling.grids import GRIDS, time_grid
 
@@ -50,7 +50,7 @@ PROCESSES = {
 @pytest.fixture(scope="module", params=list(PROCESSES))
 def setup(request):
     from sde_edge.config import default_diffusion
-    from sde_edge.process_registry import build_sde
+    from sde_edge.processes.registry import build_sde
 
     sde = build_sde(default_diffusion(**PROCESSES[request.param]))
     images = edge_rich_images(3, dtype=torch.float32)

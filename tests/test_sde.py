@@ -1,4 +1,4 @@
-"""sde_edge.sde against independent derivations: Monte Carlo, textbook VP formulas,
+"""sde_edge.processes.edge against independent derivations: Monte Carlo, textbook VP formulas,
 a numpy-only worked example of the public code's settings, and quadrature."""
 import math
 
@@ -9,10 +9,10 @@ from scipy.integrate import quad
 
 from helpers import assert_paths_match_marginal
 from sde_edge.config import default_diffusion
+from sde_edge.processes.edge import VPSDE
+from sde_edge.processes.schedules import TRANSITIONS
 from sde_edge.reverse import ReverseProcess
-from sde_edge.schedules import TRANSITIONS
 from sde_edge.score import Denoiser
-from sde_edge.sde import VPSDE
 
 CONTINUOUS_TAUS = [name for name in TRANSITIONS if name != "linear"]
 
@@ -179,7 +179,7 @@ def test_direct_variant_is_plain_vp_without_edges(make_sde):
     x0 = torch.full((2, 1, 6, 6), 0.3)  # flat: e = 0, so c = 1 and v = 1 - abar
     t = torch.tensor([0.05, 0.7])
     _, std = sde.marginal_prob(x0, t)
-    torch.testing.assert_close(std, sde.noise_coef(t)[:, None, None, None].expand_as(x0), rtol=1e-5, atol=0)
+    torch.testing.assert_close(std, sde.schedule.noise(t)[:, None, None, None].expand_as(x0), rtol=1e-5, atol=0)
 
 
 # --- contract details -------------------------------------------------------------------------

@@ -3,9 +3,9 @@ import torch
 
 from helpers import edge_rich_images
 from sde_edge.config import default_diffusion
+from sde_edge.experiments.sampler_comparison import mode_statistics
 from sde_edge.oracle import MixtureOracle
-from sde_edge.process_registry import build_sde
-from sde_edge.sampler_comparison import mode_statistics
+from sde_edge.processes.registry import build_sde
 from sde_edge.sdedit import default_strokes, quantize_colours, sdedit, stroke_paintings
 
 WEIGHTS = (0.5, 0.3, 0.2)

@@ -86,7 +86,7 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
 def test_compare_samplers_replots_from_its_csv_with_the_paired_panel_only_where_there_are_pairs(tmp_path):
     from PIL import Image
 
-    from sde_edge.nfe_plot import plot_quality_vs_nfe
+    from sde_edge.experiments.nfe_plot import plot_quality_vs_nfe
     from sde_edge.tables import write_csv
 
     rows = [{"sampler": "ddpm", "grid": "uniform", "steps": 500, "nfe": 500, "fd": 3.2, "fd_stderr": 0.7,
@@ -130,9 +130,9 @@ def test_sampler_specs_carry_keyword_options_to_the_sampler():
     import torch
 
     from sde_edge.config import default_diffusion
+    from sde_edge.experiments.sampler_comparison import SamplerSpec, run_comparison
     from sde_edge.oracle import MixtureOracle, rectangle_images
-    from sde_edge.process_registry import build_sde
-    from sde_edge.sampler_comparison import SamplerSpec, run_comparison
+    from sde_edge.processes.registry import build_sde
 
     churned = SamplerSpec.parse("edm:s_churn=10:s_noise=1.003")
     assert churned.options == {"s_churn": 10.0, "s_noise": 1.003} and churned.label == "edm:s_churn=10:s_noise=1.003"
@@ -165,8 +165,8 @@ def test_paired_fd_differences_see_what_unpaired_errors_cannot():
     bootstrap's standard error of FD(B) - FD(A) is far below the unpaired errors combined."""
     import numpy as np
 
+    from sde_edge.experiments.sampler_comparison import MetricsJudge
     from sde_edge.metrics.distances import frechet_distance_stderr
-    from sde_edge.sampler_comparison import MetricsJudge
 
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(2000, 6))
@@ -192,10 +192,10 @@ def test_an_interrupted_comparison_resumes_from_the_settings_it_finished(tmp_pat
     import pytest
     import torch
 
-    import sde_edge.sampler_comparison as comparison
+    import sde_edge.experiments.sampler_comparison as comparison
     from sde_edge.config import default_diffusion
     from sde_edge.oracle import MixtureOracle, rectangle_images
-    from sde_edge.process_registry import build_sde
+    from sde_edge.processes.registry import build_sde
 
     sde = build_sde(default_diffusion(tau="linear_ramp"))
     oracle = MixtureOracle(rectangle_images(3), (0.5, 0.3, 0.2), sde)
@@ -236,7 +236,7 @@ def test_an_interrupted_comparison_resumes_from_the_settings_it_finished(tmp_pat
 def test_nfe_to_match_with_paired_errors_asks_for_a_resolved_match():
     """FD 10 at the reference; at 5 NFE the point estimate is within 10% (10.5) but its paired
     difference is not resolved (0.5 + 2 x 0.4 > 1.0); at 8 NFE it is (0.2 + 2 x 0.3 <= 1.0)."""
-    from sde_edge.sampler_comparison import nfe_to_match, nfe_to_match_paired
+    from sde_edge.experiments.sampler_comparison import nfe_to_match, nfe_to_match_paired
 
     rows = [{"sampler": "ddpm", "grid": "uniform", "steps": 500, "nfe": 500, "fd": 10.0, "fd_diff": 0, "fd_diff_se": 0},
             {"sampler": "s", "grid": "uniform", "steps": 5, "nfe": 5, "fd": 10.5, "fd_diff": 0.5, "fd_diff_se": 0.4},

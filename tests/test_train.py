@@ -10,10 +10,10 @@ import torch
 
 import forked
 from helpers import ROOT, TINY
-from sde_edge.checkpoint import checkpoint_paths, load_checkpoint, load_latest
 from sde_edge.config import load_config
-from sde_edge.train import train
-from sde_edge.training_safety import ConfigMismatchError, DivergenceGuard
+from sde_edge.storage.checkpoint import checkpoint_paths, load_checkpoint, load_latest
+from sde_edge.training.safety import ConfigMismatchError, DivergenceGuard
+from sde_edge.training.trainer import train
 
 
 def _train_command(workdir, *flags):

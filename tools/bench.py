@@ -2,7 +2,7 @@
 are noise; the ratios are the result).
 
     python tools/bench.py                          # print every table
-    python tools/bench.py --write_readme           # and rewrite the README sections (each with its sentence)
+    python tools/bench.py --write_docs             # and rewrite the sections of docs/benchmarks.md
 
 train:      median train-step time of each process (edge, DDPM, blurring, blue noise), same network
             and batch, steps interleaved so that machine noise hits all alike; and each process's own
@@ -29,12 +29,12 @@ from bench_gpu import bench_forward, bench_side_by_side
 from bench_training import bench_options, bench_pipeline
 
 from sde_edge.config import image_shape, load_config
-from sde_edge.data import load_dataset
+from sde_edge.data.datasets import load_dataset
 from sde_edge.devices import resolve_device
 from sde_edge.likelihood import ode_bpd, snap_to_lattice
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
-from sde_edge.process_registry import build_sde
+from sde_edge.processes.registry import build_sde
 from sde_edge.restore import load_run
 from sde_edge.sampling import sample
 
@@ -52,7 +52,7 @@ _DEVICE = flags.DEFINE_string("device", "auto", "auto | cpu | cuda")
 _CONFIG = flags.DEFINE_string(
     "config", str(ROOT / "configs" / "digits_edge_ramp.py"), "Config of the network and batch."
 )
-_WRITE = flags.DEFINE_bool("write_readme", False, "Replace the tables (and the sentences above them) in README.md.")
+_WRITE = flags.DEFINE_bool("write_docs", False, "Replace the tables (and their sentences) in docs/benchmarks.md.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run whose EMA weights the samplers and likelihood use "
                                "(default: the config's network with random weights).")
 SAMPLER_CASES = [("ddpm", {}), ("ddim", {}), ("dpmpp_2m", {}), ("euler_maruyama", {}), ("heun", {}), ("edm", {}),
@@ -255,8 +255,8 @@ BENCHES = {"train": bench_train, "samplers": _bench_samplers, "likelihood": _ben
            "side_by_side": _bench_side_by_side}
 
 
-def write_readme_section(name, text):
-    readme = ROOT / "README.md"
+def write_docs_section(name, text):
+    readme = ROOT / "docs" / "benchmarks.md"
     content = readme.read_text()
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{start}\n{text}{end}"
@@ -278,7 +278,7 @@ def main(argv):
         print(table)
         print(sentence + "\n")
         if _WRITE.value:  # each section carries its own sentence, so --only rewrites just its own
-            write_readme_section(name, f"{sentence}\n\n{table}")
+            write_docs_section(name, f"{sentence}\n\n{table}")
 
 
 if __name__ == "__main__":

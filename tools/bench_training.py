@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sde_edge.batches import BatchSource
-from sde_edge.data import ImageFolder
-from sde_edge.fast_training import build_optimizer, choose_convolutions, fast_network
+from sde_edge.data.datasets import ImageFolder
+from sde_edge.data.prepared import PreparedImageSet, prepare
 from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import build_model
-from sde_edge.prepared import PreparedImageSet, prepare
-from sde_edge.process_registry import build_sde
+from sde_edge.processes.registry import build_sde
+from sde_edge.training.batches import BatchSource
+from sde_edge.training.fast import build_optimizer, choose_convolutions, fast_network
 
 OPTIONS = {"fp32 eager": {}, "bf16": {"training.precision": "bf16"}, "fp16 + scaler": {"training.precision": "fp16"},
            "channels_last": {"model.channels_last": True}, "fused Adam": {"optim.fused": True},

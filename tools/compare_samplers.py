@@ -25,13 +25,9 @@ import torch
 from absl import app, flags
 
 from sde_edge.config import default_diffusion, image_shape
-from sde_edge.data import load_dataset
-from sde_edge.metrics.features import build_features
-from sde_edge.nfe_plot import plot_quality_vs_nfe
-from sde_edge.oracle import MixtureOracle, rectangle_images
-from sde_edge.process_registry import build_sde
-from sde_edge.restore import load_run
-from sde_edge.sampler_comparison import (
+from sde_edge.data.datasets import load_dataset
+from sde_edge.experiments.nfe_plot import plot_quality_vs_nfe
+from sde_edge.experiments.sampler_comparison import (
     MetricsJudge,
     OracleJudge,
     SamplerSpec,
@@ -43,6 +39,10 @@ from sde_edge.sampler_comparison import (
     reference_value,
     run_comparison,
 )
+from sde_edge.metrics.features import build_features
+from sde_edge.oracle import MixtureOracle, rectangle_images
+from sde_edge.processes.registry import build_sde
+from sde_edge.restore import load_run
 from sde_edge.tables import markdown_table, read_csv, write_csv
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (its newest checkpoint, EMA weights).")

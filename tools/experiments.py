@@ -7,6 +7,7 @@
     python tools/experiments.py comparison --shard 1/2   # train and evaluate the other half (then --cached)
     python tools/experiments.py sdedit --quick --root /tmp/x    # the tests' tiny version
     python tools/experiments.py all --cached         # the report from what is on disk so far
+    python tools/experiments.py --readme             # REPRODUCTION.md and the README's table from the kept claims
     python tools/experiments.py mine --plugin my_study.py       # a study registered outside the package
 
 Studies are registered in ``sde_edge.experiments.registry`` (one module each under
@@ -36,15 +37,17 @@ from sde_edge.experiments.compute import compute_table, compute_used, record_com
 from sde_edge.experiments.evaluate import Pending, set_compute
 from sde_edge.experiments.kept import set_kept
 from sde_edge.experiments.registry import STUDIES, claim_order, load_plugin
-from sde_edge.experiments.report import assemble
+from sde_edge.experiments.report import assemble, load_claims, write_readme_results
 from sde_edge.experiments.runs import ensure_trained
-from sde_edge.train import DivergenceError, TrainingInterrupted
+from sde_edge.training.trainer import DivergenceError, TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 _ROOT = flags.DEFINE_string("root", "runs/experiments", "Where trainings, evaluations and study outputs go.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs (8x8, 20 steps, few samples): every study end to end in seconds.")
 _TRAIN_ONLY = flags.DEFINE_bool("train_only", False, "Only train the study's runs (every study's with 'all').")
 _LIST = flags.DEFINE_bool("list", False, "Print the registered studies, a line each, and exit.")
+_README = flags.DEFINE_bool("readme", False, "Rebuild paper_appendix/REPRODUCTION.md and the README's results table "
+                            "from the kept claims, and exit.")
 _PLUGIN = flags.DEFINE_multi_string("plugin", [], "A Python file that registers studies of its own (repeatable).")
 _SHARD = flags.DEFINE_string("shard", "0/1", "i/n: work on runs i, i+n, i+2n, ... only (parallel workers). With "
                              "--train_only: train them; without (studies that allow it): train and evaluate "
@@ -87,7 +90,7 @@ FOOTER = """## Details and what a GPU would settle
 * What stays inconclusive here is a question of scale: the paper trains 35M-parameter UNets for
   hundreds of epochs on 64-128 px photographs and measures Inception FID on 10k+ samples. The
   configs `configs/celeba64_edge.py`, `configs/afhq_cat128_edge.py` and their `*_ddpm.py` twins
-  carry the paper's Appendix E settings; README.md ("Paper-scale runs") shows how to train them
+  carry the paper's Appendix E settings; docs/training.md ("Paper-scale runs") shows how to train them
   with torchrun and evaluate them with `sde-edge eval-samples --features inception`.
 * The GPU recipe, `python tools/experiments.py comparison64` (E vs D on 64 px shapes, 3 seeds x
   5,000 iterations; `bash tools/gpu_check.sh` runs it), needs about 25 minutes of an H100 (measured
@@ -140,9 +143,23 @@ def work_on_shard(chosen, root, quick, index, count):
     return 0
 
 
+def publish(report, artifacts, readme=ROOT / "README.md"):
+    """Rebuild the report from every study's kept files, and the README's results table from the same
+    claims when the report is the published one (so the two cannot disagree)."""
+    compute = "\n".join(["", "", "Wall time used per study, where it ran (trainings shared by several studies count "
+                                 "under the first; jobs ran side by side, so these are not end-to-end times):", "",
+                          *compute_table(artifacts)])
+    assemble(report, artifacts, HEADER, FOOTER + compute, order=list(STUDIES), claim_order=claim_order())
+    if Path(report).resolve() == (ROOT / "paper_appendix" / "REPRODUCTION.md").resolve():
+        write_readme_results(readme, load_claims(artifacts, list(STUDIES), claim_order()))
+
+
 def main(argv):
     for plugin in _PLUGIN.value:
         load_plugin(plugin)
+    if _README.value:
+        publish(ROOT / "paper_appendix" / "REPRODUCTION.md", ROOT / "paper_appendix" / "reproduction")
+        return 0
     if _LIST.value:
         width = max(map(len, STUDIES))
         print("\n".join(f"{name:<{width}}  {study.summary}" for name, study in STUDIES.items()))
@@ -200,17 +217,7 @@ def main(argv):
             timings[study] = round(time.perf_counter() - started, 1)
             timings_path.write_text(json.dumps(timings, indent=1))
         record_compute(compute_used(root, quick), artifacts)
-        compute = "\n".join(
-            [
-                "",
-                "",
-                "Wall time used per study, where it ran (trainings shared by several studies count "
-                "under the first; jobs ran side by side, so these are not end-to-end times):",
-                "",
-                *compute_table(artifacts),
-            ]
-        )
-        assemble(report, artifacts, HEADER, FOOTER + compute, order=list(STUDIES), claim_order=claim_order())
+        publish(report, artifacts)
         print(f"{study}: {time.perf_counter() - started:.0f} s; report {report}", flush=True)
     return 0
 

@@ -35,7 +35,7 @@ log "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohe
 log "$($PYTHON -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())' 2>&1)"
 
 # the 64 px shapes splits, rendered once into the cache with most cores while the CUDA tests run
-OMP_NUM_THREADS=12 $PYTHON -c "from sde_edge.shapes import shapes; [shapes(s, $SIZE, 1) for s in ('test', 'train')]" \
+OMP_NUM_THREADS=12 $PYTHON -c "from sde_edge.data.shapes import shapes; [shapes(s, $SIZE, 1) for s in ('test', 'train')]" \
     >"$OUT_DIR/render.log" 2>&1 &
 render=$!
 if [ "$CHECKS" != 0 ]; then

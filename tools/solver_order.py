@@ -26,7 +26,7 @@ from absl import app, flags
 from sde_edge.config import default_diffusion
 from sde_edge.figures import plt, save_figure
 from sde_edge.oracle import GaussianOracle, MixtureOracle, rectangle_images
-from sde_edge.process_registry import build_sde
+from sde_edge.processes.registry import build_sde
 from sde_edge.sampling import sample
 from sde_edge.tables import markdown_table, write_csv
 
@@ -64,8 +64,8 @@ def main(argv):
 
             def exact(t, sde=sde, model=model, x1=x1, one=one):
                 t = torch.tensor(t, dtype=torch.float64)
-                return sde.signal_coef(t) * 0.1 + model.marginal_std(t, x1) / model.marginal_std(one, x1) * (
-                    x1 - sde.signal_coef(one) * 0.1)
+                return sde.schedule.signal(t) * 0.1 + model.marginal_std(t, x1) / model.marginal_std(one, x1) * (
+                    x1 - sde.schedule.signal(one) * 0.1)
         else:
             model = MixtureOracle(rectangle_images(3).double(), (0.5, 0.3, 0.2), sde)
             x1 = model.sample_marginal(1.0, _N.value, generator=generator)

@@ -54,7 +54,7 @@ def open_run(workdir, device_name, out=None, out_is_folder=False, compile_backen
     command line shows."""
     from sde_edge.devices import resolve_device
     from sde_edge.restore import load_run
-    from sde_edge.workdir import ensure_writable
+    from sde_edge.storage.workdir import ensure_writable
 
     if workdir is None:
         raise ValueError("--workdir is required")

@@ -32,18 +32,28 @@ def main():
 
     out = _OUT.value or f"{_WORKDIR.value}/eval_nll_{_SPLIT.value}"
     run, device, out = open_run(_WORKDIR.value, _DEVICE.value, out, out_is_folder=True)
-    method = _METHOD.value
+    method, latent = _METHOD.value, run.first_stage is not None
+    if latent and not run.sde.is_continuous:
+        raise ValueError("a latent run's likelihood is the probability-flow ODE's (the bound's decoder term needs a "
+                         "pixel lattice), and diffusion.tau='linear' has no ODE: train the latent run with "
+                         "tau='linear_ramp'")
     if method != "vlb" and not run.sde.is_continuous:
         print("note: sigma jumps (tau='linear'), so there is no probability-flow ODE; evaluating the bound only",
               file=sys.stderr)
         method = "vlb"
+    if latent and method != "ode":
+        print("note: a latent run has no pixel lattice for the bound's decoder; evaluating the ODE's bits per latent "
+              "dimension only (not a pixel likelihood: the decoder is left out)", file=sys.stderr)
+        method = "ode"
     n, batch_size = _N.value or run.config.eval.num_samples, _BATCH.value or run.config.eval.batch_size
     images = evaluation_images(run.config, _SPLIT.value, n)
     rows, kl = evaluate_nll(run.model, run.sde, images, method=method, batch_size=batch_size, seed=_SEED.value,
-                            steps=_STEPS.value, trace=_TRACE.value, max_nfe=_MAX_NFE.value, device=device)
+                            steps=_STEPS.value, trace=_TRACE.value, max_nfe=_MAX_NFE.value, device=device,
+                            latent=latent)
     meta = {"workdir": _WORKDIR.value, "checkpoint": str(run.path), "step": run.step, "split": _SPLIT.value,
             "n": len(images), "method": method, "seed": _SEED.value, "process": repr(run.sde),
-            "bound_steps": _STEPS.value or run.sde.num_steps, "trace": _TRACE.value}
+            "bound_steps": _STEPS.value or run.sde.num_steps, "trace": _TRACE.value,
+            "units": "bits per latent dimension (not a pixel likelihood)" if latent else "bits per pixel dimension"}
     summary = write_report(rows, kl, out, meta)
     print(json.dumps({k: v for k, v in summary.items() if k != "reading"}, indent=1))
     if "reading" in summary:

@@ -59,11 +59,11 @@ def main():
 
     from sde_edge.commands.common import config_from_flag
     from sde_edge.config import image_shape, validate_config
-    from sde_edge.data import load_dataset
+    from sde_edge.data.datasets import load_dataset
     from sde_edge.devices import resolve_device
     from sde_edge.metrics.features import build_features
     from sde_edge.metrics.report import check_samples, sample_quality, summary_line, write_report
-    from sde_edge.workdir import ensure_writable
+    from sde_edge.storage.workdir import ensure_writable
 
     if (_SAMPLES.value is None) == (_WORKDIR.value is None):
         raise ValueError("give exactly one of --samples (with --config) and --workdir")
@@ -88,7 +88,7 @@ def main():
         n = _N.value or config.eval.num_samples
         result = sample_in_batches(name, run.model, run.sde, image_shape(config, n), steps=steps, grid=grid,
                                    seed=_SEED.value, batch_size=config.eval.batch_size, device=device,
-                                   partial=out / "samples.partial", source=run.path, **options)
+                                   partial=out / "samples.partial", source=run.path, decode=run.decode, **options)
         samples, sampled = result.samples, {"sampler": name, "steps": steps, "grid": grid, "nfe": result.nfe,
                                             "checkpoint": str(run.path), "step": run.step, **options}
         np.savez(out / "samples.npz", samples=samples.numpy())

@@ -3,8 +3,8 @@ from absl import flags
 
 from sde_edge.config import default_diffusion
 from sde_edge.figures import forward_process_figure, load_photo
-from sde_edge.schedules import TRANSITIONS
-from sde_edge.sde import VPSDE, EdgePreservingSDE
+from sde_edge.processes.edge import VPSDE, EdgePreservingSDE
+from sde_edge.processes.schedules import TRANSITIONS
 
 _OUT = flags.DEFINE_string("out", "forward_process.png", "Where to write the PNG.")
 _TAU = flags.DEFINE_enum("tau", "linear", list(TRANSITIONS), "Transition function of the edge-preserving rows.")

@@ -1,7 +1,7 @@
 """sde-edge prepare-data --config configs/X.py [--config.data.root=DIR] [--workers N]
 
 Decodes, checks and resizes the config's image folder once into the prepared cache that training
-then opens in well under a second (``sde_edge.prepared``), using every core, with progress. A
+then opens in well under a second (``sde_edge.data.prepared``), using every core, with progress. A
 training run on a folder prepares it itself when it is missing or stale; this command does it
 ahead of time, e.g. before a multi-GPU job.
 """
@@ -18,7 +18,7 @@ def main():
 
     from sde_edge.commands.common import config_from_flag
     from sde_edge.config import upgrade_config, validate_config
-    from sde_edge.prepared import prepare, prepared_dir
+    from sde_edge.data.prepared import prepare, prepared_dir
 
     config = config_from_flag(_CONFIG)
     if config is None:

@@ -32,7 +32,7 @@ def main():
     n = _N.value or run.config.sampling.num_samples
     result = sample_in_batches(name, run.model, run.sde, image_shape(run.config, n), steps=steps, grid=grid,
                                seed=_RUN.seed.value, batch_size=_RUN.batch_size.value, device=device,
-                               partial=out.with_suffix(".partial"), source=run.path, **options)
+                               partial=out.with_suffix(".partial"), source=run.path, decode=run.decode, **options)
     np.savez(out, samples=result.samples.numpy())
     grid_path = save_grid(result.samples[:256], out.with_suffix(".png"))
     compiled = f", network compiled with {run.model.compiled_with}" if run.model.compiled_with else ""

@@ -32,8 +32,7 @@ def define_sampler_flags():
     grid = flags.DEFINE_enum("grid", None, list(GRIDS), "Time grid (default: the run's config.sampling.grid).")
     backend = flags.DEFINE_enum(
         "compile", "none", ["none", *COMPILE_BACKENDS], "Run the network through torch.compile with this backend "
-        "(inductor: 1.79x for a 64 px network's forward on an H100; the first batch compiles; on a CPU it needs "
-        "a C++ compiler)."
+        "(it pays on a GPU: docs/benchmarks.md; the first batch compiles; on a CPU it needs a C++ compiler)."
     )
     options, choices = _all_options()
     holders = {}

@@ -36,7 +36,7 @@ def _user_guides(path, config):
     import numpy as np
     import torch
 
-    from sde_edge.data import ImageFolder
+    from sde_edge.data.datasets import ImageFolder
 
     path = Path(path)
     if path.is_dir():
@@ -59,7 +59,7 @@ def main():
     import torch
 
     from sde_edge.commands.common import open_run
-    from sde_edge.data import load_dataset
+    from sde_edge.data.datasets import load_dataset
     from sde_edge.figures import save_rows
     from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
     from sde_edge.tensors import check_data_range
@@ -83,7 +83,8 @@ def main():
     name, steps, grid, options = _CHOSEN(c.sampling)
     result = sdedit(run.model, run.sde, guides, t0=_T0.value, sampler=name, steps=steps, seed=_RUN.seed.value,
                     batch_size=_RUN.batch_size.value, device=device, grid=grid,
-                    partial=out.with_suffix(".partial"), source=run.path, **options)
+                    partial=out.with_suffix(".partial"), source=run.path, **options,
+                    **({"encode": run.encode, "decode": run.decode} if run.first_stage is not None else {}))
     np.savez(out, samples=result.samples.numpy(), guides=guides.numpy(), sources=sources.numpy())
     shown = min(len(guides), 12)
     rows = ([("source", sources[:shown])] if len(sources) else []) + [

@@ -28,11 +28,11 @@ def main():
     set_cpu_threads(_THREADS.value)
     from sde_edge.config import image_shape
     from sde_edge.figures import forward_process_figure, plot_loss_curve, save_grid
+    from sde_edge.processes.edge import VPSDE
     from sde_edge.restore import load_run
     from sde_edge.rng import stream_generator
     from sde_edge.sampling import sample
-    from sde_edge.sde import VPSDE
-    from sde_edge.train import train
+    from sde_edge.training.trainer import train
 
     result = train(config, _WORKDIR.value, accept_config_changes=_ACCEPT.value, restart=_RESTART.value,
                    progress=_PROGRESS.value)
@@ -50,7 +50,8 @@ def main():
         generator=stream_generator(c.seed, "final_samples"),
         progress=_PROGRESS.value,
     ).samples
-    from sde_edge.data import load_dataset
+    samples = run.decode(samples)  # a latent run's samples are latents
+    from sde_edge.data.datasets import load_dataset
 
     example = load_dataset(c.data, "train").first(1)
     processes = {"isotropic": VPSDE(c.diffusion), f"{c.diffusion.process} ({c.diffusion.tau})": run.sde}

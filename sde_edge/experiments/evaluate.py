@@ -13,19 +13,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sde_edge.checkpoint import checkpoint_path, checkpoint_paths
 from sde_edge.config import image_shape
-from sde_edge.data import load_dataset
+from sde_edge.data.datasets import load_dataset
 from sde_edge.devices import describe_device, resolve_device
 from sde_edge.experiments.kept import keep_evaluation, kept_evaluation
 from sde_edge.experiments.runs import workdir_of
 from sde_edge.figures import save_grid
 from sde_edge.metrics.features import ClassifierFeatures
 from sde_edge.metrics.report import sample_quality
-from sde_edge.process_registry import build_sde
+from sde_edge.processes.registry import build_sde
 from sde_edge.restore import load_run
 from sde_edge.sampling.batched import sample_in_batches
 from sde_edge.sdedit import default_strokes, sdedit, stroke_paintings
+from sde_edge.storage.checkpoint import checkpoint_path, checkpoint_paths
 
 SDEDIT_STEPS = 50
 
@@ -131,8 +131,8 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
         return metrics
     require_compute(f"{spec.key} {checkpoint.stem} {protocol.slug}", spec.key)
     started = time.perf_counter()
-    # on the machine's device (a GPU where there is one); channels-last pays on a CPU (1.25x at 32 px)
-    # and costs on an H100 (0.80x at 64 px), where compiling pays (1.79x: README, "On a GPU")
+    # on the machine's device (a GPU where there is one): channels-last on a CPU, compiled on a GPU, each
+    # where it paid for these networks (docs/benchmarks.md)
     device = resolve_device("auto")
     on_cpu = device.type == "cpu"
     run = load_run(checkpoint, device=device, use_ema=protocol.ema, channels_last=on_cpu,
@@ -149,14 +149,15 @@ def evaluate(spec, root, protocol, *, step=None, quick=False, progress=False):
         reference = test.first(len(test))
         result = sample_in_batches(protocol.sampler, run.model, run.sde, image_shape(run.config, protocol.n),
                                    steps=protocol.steps, seed=protocol.seed, batch_size=250, device=device,
-                                   progress=progress, **resume)
+                                   progress=progress, decode=run.decode, **resume)
         extra = {}
     else:
         sources = test.first(protocol.n)
         reference = test.first(len(test))
         guides = stroke_paintings(sources, default_strokes(run.config.data.num_channels), seed=protocol.seed)
         result = sdedit(run.model, run.sde, guides, t0=protocol.t0, sampler=protocol.sampler, steps=protocol.steps,
-                        seed=protocol.seed, batch_size=250, device=device, progress=progress, **resume)
+                        seed=protocol.seed, batch_size=250, device=device, progress=progress, **resume,
+                        **({"encode": run.encode, "decode": run.decode} if run.first_stage is not None else {}))
         labels = features.probabilities(result.samples).argmax(1)
         extra = {"class_preserved": float((labels == test.labels[:len(sources)]).float().mean()),
                  "low_res_l2": float(_low_resolution_l2(result.samples, sources).mean())}

@@ -87,23 +87,73 @@ def finite_or_null(value):
     return value
 
 
-def assemble(report_path, artifacts, header, footer, order, claim_order=()):
-    """REPRODUCTION.md = header + the claims table (rows in ``claim_order``, matched by prefix) + each
-    study's section (in ``order``) + footer."""
-    artifacts = Path(artifacts)
-    claims, sections = [], []
-    for folder in (artifacts / study for study in order):
+def load_claims(artifacts, order, claim_order=()):
+    """Every study's claims.json rows (studies in ``order``), sorted by ``claim_order`` (prefixes)."""
+    claims = []
+    for folder in (Path(artifacts) / study for study in order):
         if (folder / "claims.json").exists():
             claims += json.loads((folder / "claims.json").read_text())
-            sections.append((folder / "section.md").read_text())
-    claims.sort(
-        key=lambda c: next((i for i, k in enumerate(claim_order) if c["claim"].startswith(k)), len(claim_order))
-    )
-    table = ["| claim | setting | the paper | ours (mean ± s.e. over training seeds) | verdict | figure |",
-             "|---|---|---|---|---|---|"]
-    table += [f"| {c['claim']} | {c['setting']} | {c['paper']} | {c['ours']} | **{c['verdict']}** | {c['figure']} |"
-              for c in claims]
-    text = "\n\n".join([header.strip(), "## Claims\n\n" + "\n".join(table), *[s.strip() for s in sections],
-                        footer.strip()]) + "\n"
+    return sorted(claims, key=lambda c: next((i for i, k in enumerate(claim_order) if c["claim"].startswith(k)),
+                                             len(claim_order)))
+
+
+def headline(ours):
+    """The numbers of a claim's 'ours' text, without the arithmetic after them (its first clause)."""
+    return ours.split("; ")[0]
+
+
+def claims_table(claims, link_prefix=""):
+    """The short table: claim, setting, our numbers, verdict, figure (``link_prefix`` before its path)."""
+    table = ["| claim | setting | ours (mean ± s.e. over training seeds) | verdict | figure |", "|---|---|---|---|---|"]
+    for c in claims:
+        figure = c["figure"].replace("](", f"]({link_prefix}")
+        table.append(f"| {c['claim']} | {c['setting']} | {headline(c['ours'])} | **{c['verdict']}** | {figure} |")
+    return table
+
+
+def claim_details(claims):
+    """Per claim: what the paper reports and our numbers with their arithmetic (paired s.e., seeds needed)."""
+    lines = ["### The claims in detail", ""]
+    for c in claims:
+        lines.append(f"* **{c['claim']}** ({c['setting']}). The paper: {c['paper']}. Ours: {c['ours']}.")
+    return lines
+
+
+def results_at_a_glance(claims, link_prefix="paper_appendix/"):
+    """The README's table: the first row of each claim (its headline setting), our numbers, the verdict."""
+    seen, table = set(), ["| claim | ours | verdict | figure |", "|---|---|---|---|"]
+    for c in claims:
+        if c["claim"] in seen:
+            continue
+        seen.add(c["claim"])
+        figure = c["figure"].replace("](", f"]({link_prefix}")
+        table.append(f"| {c['claim']} ({c['setting']}) | {headline(c['ours'])} | **{c['verdict']}** | {figure} |")
+    return table
+
+
+RESULTS_START, RESULTS_END = "<!-- results: tools/experiments.py --readme -->", "<!-- /results -->"
+
+
+def write_readme_results(readme, claims):
+    """Replace the README's results table (between its markers) by ``results_at_a_glance(claims)``."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if RESULTS_START not in text or RESULTS_END not in text:
+        raise ValueError(f"{readme} has no results markers ({RESULTS_START} ... {RESULTS_END})")
+    before, rest = text.split(RESULTS_START, 1)
+    after = rest.split(RESULTS_END, 1)[1]
+    readme.write_text(before + RESULTS_START + "\n" + "\n".join(results_at_a_glance(claims)) + "\n" + RESULTS_END
+                      + after)
+    return readme
+
+
+def assemble(report_path, artifacts, header, footer, order, claim_order=()):
+    """REPRODUCTION.md = header + the short claims table (rows in ``claim_order``, matched by prefix) +
+    the claims in detail + each study's section (in ``order``) + footer."""
+    artifacts = Path(artifacts)
+    claims = load_claims(artifacts, order, claim_order)
+    sections = [(artifacts / s / "section.md").read_text() for s in order if (artifacts / s / "claims.json").exists()]
+    text = "\n\n".join([header.strip(), "## Claims\n\n" + "\n".join(claims_table(claims)),
+                         "\n".join(claim_details(claims)), *[s.strip() for s in sections], footer.strip()]) + "\n"
     Path(report_path).write_text(text)
     return report_path

@@ -9,11 +9,12 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sde_edge.checkpoint import checkpoint_paths, checkpoint_step
 from sde_edge.config import load_config
 from sde_edge.experiments.kept import final_step, keep_divergence, keep_training, kept_divergence, kept_training
-from sde_edge.metrics_log import session_devices
-from sde_edge.train import DivergenceError, train
+from sde_edge.storage.checkpoint import checkpoint_paths, checkpoint_step
+from sde_edge.storage.workdir import cache_root
+from sde_edge.training.metrics_log import session_devices
+from sde_edge.training.trainer import DivergenceError, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MILESTONE = 500
@@ -25,6 +26,42 @@ QUICK_OVERRIDES = {"data.image_size": 8, "model.nf": 8, "model.ch_mult": (1, 2),
                    "training.checkpoint_freq": 10, "training.snapshot_samples": 0, "training.eval_freq": 10,
                    "training.log_freq": 10, "sampling.steps": 5, "device": "cpu"}
 QUICK_MILESTONE = 10
+
+
+FIRST_STAGE_FIELD = "data.latent.autoencoder"
+# first stages the studies train on demand ("first_stage:NAME" in a run's overrides), into the cache
+FIRST_STAGE_CONFIGS = {"shapes128": ("latent/shapes128_autoencoder.py", {}),
+                       "quick": ("latent/shapes64_autoencoder.py", {
+                           "data.dataset": "digits", "data.image_size": 8, "autoencoder.block_out_channels": (8, 8),
+                           "autoencoder.num_groups": 4, "training.n_iters": 10, "training.batch_size": 16,
+                           "training.eval_freq": 0, "training.checkpoint_freq": 10, "eval.batch_size": 64,
+                           "eval.scale_images": 256, "eval.psnr_images": 64, "device": "cpu"})}
+
+
+def first_stage_path(value):
+    """Where a run's first stage is: ``first_stage:NAME`` (trained on demand into the cache: see
+    ``ensure_first_stage``), or a path, relative ones from the checkout (kept first stages live there),
+    so that a run's overrides, and with them its kept record, read the same on every machine."""
+    if value.startswith("first_stage:"):
+        return cache_root() / "first_stages" / value.split(":", 1)[1]
+    return Path(value) if Path(value).is_absolute() else CONFIGS.parent / value
+
+
+def ensure_first_stage(spec, progress=True):
+    """Train the first stage a run names as ``first_stage:NAME`` unless it is there (resumable)."""
+    value = spec.overrides.get(FIRST_STAGE_FIELD, "")
+    if not value.startswith("first_stage:") or (first_stage_path(value) / "first_stage").is_dir():
+        return
+    from sde_edge.latent.autoencoder_config import validate_autoencoder_config
+    from sde_edge.latent.autoencoder_training import train_autoencoder
+
+    name, overrides = FIRST_STAGE_CONFIGS[value.split(":", 1)[1]]
+    config = load_config(CONFIGS / name)
+    for field_name, field_value in overrides.items():
+        section, _, leaf = field_name.rpartition(".")
+        (config[section] if section else config)[leaf] = field_value
+    print(f"training the first stage {value} in {first_stage_path(value)}", flush=True)
+    train_autoencoder(validate_autoencoder_config(config), first_stage_path(value), progress=progress)
 
 
 @dataclass(frozen=True)
@@ -40,6 +77,8 @@ class RunSpec:
         config = load_config(CONFIGS / self.config)
         config.seed = self.seed
         for name, value in {**EXPERIMENT_OVERRIDES, **self.overrides, **(QUICK_OVERRIDES if quick else {})}.items():
+            if name == FIRST_STAGE_FIELD:
+                value = str(first_stage_path(value))
             section, _, leaf = name.rpartition(".")
             target = config
             for part in filter(None, section.split(".")):
@@ -86,6 +125,7 @@ def ensure_trained(spec, root, quick=False, progress=True):
     workdir = workdir_of(spec, root)
     raise_if_diverged(spec, root, quick)
     if not is_trained(spec, root, quick):
+        ensure_first_stage(spec, progress=progress)
         print(f"training {spec.key} in {workdir}", flush=True)
         try:
             train(spec.build_config(quick), workdir, progress=progress)

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from sde_edge.checkpoint import cached_state
-from sde_edge.data import load_dataset
-from sde_edge.workdir import cache_root
+from sde_edge.data.datasets import load_dataset
+from sde_edge.storage.checkpoint import cached_state
+from sde_edge.storage.workdir import cache_root
 
 LABELLED_EMBEDDED = ("digits", "shapes")
 _VERSION = 3

@@ -2,6 +2,7 @@
 import torch
 from torch import nn
 
+from sde_edge.latent.first_stage import model_space
 from sde_edge.models.unet import UNet
 
 
@@ -16,17 +17,16 @@ class ScoreModel(nn.Module):
 
     def use_channels_last(self):
         """Run the network in channels-last memory (weights and input; the output comes back in the
-        usual layout): the same math to rounding, sometimes faster convolutions (``model.channels_last``;
-        on one CPU thread 1.25x for a 250-image batch of the 32 px comparison network, 1.00x for the
-        16 px demo UNet; on an H100 0.80x for the 64 px one: ``tools/bench.py``, README)."""
+        usual layout): the same math to rounding, faster convolutions for some networks and devices and
+        slower for others (``model.channels_last``; ``tools/bench.py`` measures it: docs/benchmarks.md)."""
         self.to(memory_format=torch.channels_last)
         self.channels_last = True
         return self
 
     def use_compile(self, backend="inductor"):
         """Run the network through ``torch.compile`` (for sampling; training compiles in
-        ``fast_training``): the same math to rounding; on an H100 the 64 px comparison network's
-        forward of 250 images took 29 ms compiled against 52 ms eager. The first call compiles."""
+        ``sde_edge.training.fast``): the same math to rounding, and it pays on a GPU (docs/benchmarks.md).
+        The first call compiles."""
         self.net, self.compiled_with = torch.compile(self.net, backend=backend), backend
         return self
 
@@ -41,9 +41,10 @@ def build_model(config):
     m = config.model
     if m.name != "unet":
         raise ValueError(f"model.name must be 'unet', got {m.name!r}")
+    channels, size = model_space(config.data)  # the images, or a first stage's latents
     net = UNet(
-        in_channels=config.data.num_channels,
-        image_size=config.data.image_size,
+        in_channels=channels,
+        image_size=size,
         nf=m.nf,
         ch_mult=tuple(m.ch_mult),
         num_res_blocks=m.num_res_blocks,

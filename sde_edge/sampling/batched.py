@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sde_edge.checkpoint import atomic_save
 from sde_edge.sampling.registry import SampleResult, sample
+from sde_edge.storage.checkpoint import atomic_save
 
 
 def _identity(name, shape, steps, seed, batch_size, device, x_init, kwargs, source):
@@ -52,9 +52,10 @@ def _clean(folder, n, batch_size):
 
 
 def sample_in_batches(name, model, sde, shape, *, steps, seed=0, batch_size=256, device="cpu", x_init=None,
-                      progress=True, partial=None, source="", **kwargs):
+                      progress=True, partial=None, source="", decode=None, **kwargs):
     """``sample`` over ``shape[0]`` images in batches of ``batch_size`` with one generator seeded
-    ``seed``; returns the samples on the CPU, clipped to [-1, 1], and the NFE of one batch.
+    ``seed``; returns the samples on the CPU, clipped to [-1, 1], and the NFE of one batch. ``decode``
+    (a latent run's ``TrainedRun.decode``) turns each batch into images before it is clipped and kept.
 
     ``partial``: a folder that keeps each finished batch (one file each, with the generator's state
     after it), removed when all are done; a later call resumes from it, and refuses (one line naming
@@ -79,7 +80,8 @@ def sample_in_batches(name, model, sde, shape, *, steps, seed=0, batch_size=256,
         init = None if x_init is None else x_init[start:start + size].to(device)
         result = sample(name, model, sde, (size,) + tuple(shape[1:]), steps=steps, generator=generator, x_init=init,
                         device=device, progress=progress and n <= batch_size, **kwargs)
-        chunks.append(result.samples.clamp(-1, 1).cpu())
+        samples = result.samples if decode is None else decode(result.samples)
+        chunks.append(samples.clamp(-1, 1).cpu())
         nfe = result.nfe
         if partial is not None and start + size < n:
             # atomically (a kill leaves the whole file or none); a full disk is one line naming the file

@@ -6,6 +6,7 @@ from sde_edge.experiments.studies import (  # noqa: F401 (importing registers th
     comparison,
     convergence,
     frequency,
+    latent,
     sdedit,
     unconditional,
     weighting,

@@ -8,6 +8,7 @@ from string import Template
 
 import numpy as np
 
+from sde_edge.data.shapes import CLASSES as SHAPE_CLASSES
 from sde_edge.experiments.evaluate import Protocol, require_compute
 from sde_edge.experiments.kept import kept_evaluation
 from sde_edge.experiments.report import pm, write_study
@@ -22,7 +23,6 @@ from sde_edge.experiments.runs import (
     unconditional_run,
 )
 from sde_edge.figures import plt, save_figure
-from sde_edge.shapes import CLASSES as SHAPE_CLASSES
 
 METRICS = ("fd", "kid", "precision", "recall", "swd_mean", "confident")
 MODELS = ("edge", "ddpm", "blur", "bluenoise")

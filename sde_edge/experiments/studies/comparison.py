@@ -20,6 +20,7 @@ from sde_edge.experiments.studies.comparison_text import (
     INTRO_64,
     PAPER_1,
     PAPER_GAIN,
+    SWEEP,
     arm_table,
     chosen_recipes,
     minutes_by_device,
@@ -30,7 +31,7 @@ from sde_edge.experiments.studies.comparison_text import (
     sweep_table,
 )
 from sde_edge.tables import write_csv
-from sde_edge.train import DivergenceError
+from sde_edge.training.trainer import DivergenceError
 
 
 @register
@@ -43,6 +44,7 @@ class Comparison(Study):
     sweep_arms = cr.SWEEP_ARMS  # the arms whose recipe the sweep chooses (on the first setting)
     evaluates_in_shards = True  # every item's Pending is caught: --shard i/n workers share the runs
     intro = INTRO  # the section's text above its tables
+    sweep_text = SWEEP  # what the sweep is and what it found
     where_runs = "on one CPU thread, beside a second run on the other core"  # where its minutes were measured
 
     def swept(self, quick):
@@ -120,12 +122,18 @@ class Comparison(Study):
                       metrics=lines(secondary_table(rows, {s.name: len(s.seeds) for s in self.settings(quick)}, final)),
                       n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs,
                       recipes=chosen_recipes(sweep), samples=sample_lines(samples, self.name))
-        template = section_template(self.title, self.intro, bool(self.swept(quick)))
-        write_section(out, template, values, claims, {"rows": rows, "summary": summary, "sweep": sweep,
+        values["extra"], extra = self.extras(root, quick, rows)
+        template = section_template(self.title, self.intro, self.sweep_text if self.swept(quick) else "")
+        template += "\n\n$extra"
+        write_section(out, template, values, claims, {**extra, "rows": rows, "summary": summary, "sweep": sweep,
                                                        "pending": pending, "diverged": [
                                                            {"setting": k[0], "arm": k[1], "seeds": v}
                                                            for k, v in diverged.items()]}, pending)
         return summary
+
+    def extras(self, root, quick, rows):
+        """(Markdown after the section's tables, more results): what a subclass adds (nothing here)."""
+        return "", {}
 
     def _sweep(self, root, quick):
         """FD on the validation split of every sweep run (EMA and raw weights); trains what is missing."""

@@ -45,10 +45,11 @@ class Setting:
     overrides: tuple = ()  # e.g. the network for 32 px
     role: str = "main"  # which claims it judges (comparison_text.DECOMPOSITION)
     cost: str = ""  # what a run costs, measured before the runs began (the report says it while they go)
+    space: str = ""  # "" for pixels; "latent" for a first stage's latents (the runs' names say so)
 
     @property
     def name(self):
-        return f"{self.dataset}{self.size}"
+        return f"{self.dataset}{self.size}{self.space}"
 
 
 NET_32PX = (
@@ -60,23 +61,31 @@ NET_32PX = (
 SETTINGS = (
     Setting("shapes", 16, tuple(ARMS), (0, 1, 2, 3, 4), 10_000),
     Setting("digits", 16, ("E", "D"), (0, 1, 2, 3, 4), 3_000, role="digits"),
-    # 32 px: 1.5 M parameters. Measured 2026-11-27, one CPU thread beside a second run: 0.62 steps/s, so
-    # 2.2 h for the 5,000 iterations; 3.1 s a forward of 250 images channels-last (3.9 s plain), so the
-    # three verdict evaluations (2,300 forwards) take about 2 h. About 4 h a run, 25 core-hours for
-    # 3 seeds x 2 arms: what the CPU allows (the cost below: as measured since)
+    # 32 px: 3 seeds x 2 arms is what two CPU cores allow (the cost, as measured: docs/benchmarks.md)
     Setting("shapes", 32, ("E", "D"), (0, 1, 2), 5_000, NET_32PX, role="32px",
             cost="4-5 h a run on one CPU thread beside a second run: 2.2-2.8 h training (seed 0 of E: 167 min), "
                  "about 2 h evaluation; on an H200, four runs side by side under MPS: 3.3 min training, "
                  "1.5 min evaluation"),
 )
 QUICK_SETTINGS = (Setting("digits", 8, tuple(ARMS), (0, 1), 20),)
+# The study `latent`: E vs D on a first stage's 16 x 16 x 4 latents with the 16 px network, the latent
+# edge map (summed over the channels) and no flips (latents are encoded once).
+LATENT = (("diffusion.edge_channels", "each"), ("data.random_flip", False))
+LATENT_64 = LATENT + (("data.latent.autoencoder", "paper_appendix/reproduction/latent/first_stage_shapes64"),)
+LATENT_128 = LATENT + (("data.latent.autoencoder", "first_stage:shapes128"),)
+LATENT_SETTINGS = (
+    Setting("shapes", 64, ("E", "D"), (0, 1, 2, 3, 4), 10_000, LATENT_64, role="latent64", space="latent",
+            cost="about 1.5 h a run on one CPU thread beside a second run: 10,000 steps at 0.34 s, then the "
+                 "ddpm@500 evaluation of 1,000 decoded samples"),
+    Setting("shapes", 128, ("E", "D"), (0, 1, 2), 10_000, LATENT_128, role="latent128", space="latent",
+            cost="as at 64 px once its f = 8 first stage is trained (about 3 s a step of 32 images on one CPU "
+                 "thread, 4,000 steps)"),
+)
+LATENT_QUICK_SETTINGS = (Setting("digits", 8, ("E", "D"), (0, 1), 20, LATENT + (
+    ("data.latent.autoencoder", "first_stage:quick"),), role="latent64", space="latent"),)
 # The GPU recipe (study comparison64): 64 px shapes, E vs D, 3 seeds.
-# Measured on an H100 (torch 2.11, 2026-11-27, one lease; README "On a GPU"): the training step takes
-# 52.9 ms in fp32 eager and 45.1 compiled (1.17x); bf16 (0.80x), channels-last (0.80x) and fused Adam
-# (0.92x) cost, so the recipe trains compiled in fp32. Six runs side by side made 19.5 steps/s in all,
-# 25.2 under MPS and 30.7 compiled under MPS (tools/gpu_check.sh starts MPS): 16 minutes for the 30,000
-# steps. Evaluating runs on the GPU compiled (a forward of 250 images: 29 ms, eager 52), so ddpm@500 on
-# 1,000 samples takes about a minute a run: about 25 minutes of an H100 in all.
+# It trains compiled in fp32 because, of the GPU options, only compiling paid for this network on an H100
+# (docs/benchmarks.md, "On a GPU"); tools/gpu_check.sh runs the six trainings side by side under MPS.
 NET_64PX = (("data.image_size", 64), ("model.nf", 64), ("model.ch_mult", (1, 2, 2, 2)),
             ("model.num_res_blocks", 2), ("model.attn_resolutions", (16,)), ("model.num_groups", 16),
             ("training.compile", True), ("training.eval_freq", 1_000), ("training.log_freq", 100))

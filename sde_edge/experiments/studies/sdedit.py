@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 
-from sde_edge.data import load_dataset
+from sde_edge.data.datasets import load_dataset
 from sde_edge.experiments.evaluate import Pending, cache_path, evaluate
 from sde_edge.experiments.registry import Study, claim_row, register
 from sde_edge.experiments.report import aggregate, compare, pm, summary_table

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sde_edge.workdir import waiting_lock
+from sde_edge.storage.workdir import waiting_lock
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^checkpoint_(\d+)\.pt$")

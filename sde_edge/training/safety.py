@@ -81,6 +81,15 @@ def config_differences(saved_json, config):
     ]
 
 
+def divergence_message(step, reason, last_checkpoint, lr):
+    """What went wrong at ``step`` and how to go on: from the last good checkpoint with a lower lr."""
+    advice = ("no checkpoint was saved before it: start again with a lower --config.optim.lr"
+              if last_checkpoint is None else
+              f"the last good checkpoint is {last_checkpoint}; resume from it with a lower learning rate: "
+              f"the same command with --config.optim.lr={lr / 10:g} --accept_config_changes")
+    return f"training diverged at step {step}: {reason}. Nothing was saved after it; {advice}"
+
+
 class DivergenceGuard:
     """Counts updates skipped for a non-finite gradient and watches the loss against the lowest
     running median it has had (over ``window`` healthy steps); ``update`` names a reason to stop,

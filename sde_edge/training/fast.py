@@ -44,8 +44,8 @@ def fast_network(model, network, config):
 
 def choose_convolutions(config, device):
     """On CUDA, let cuDNN time its convolution algorithms once per shape and keep the fastest
-    (``training.cudnn_benchmark``; the same arithmetic to rounding; 1.09x for the 64 px comparison
-    network on an H100). A process-wide switch, set at every training's start."""
+    (``training.cudnn_benchmark``; the same arithmetic to rounding; its gain: docs/benchmarks.md).
+    A process-wide switch, set at every training's start."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(config.training.cudnn_benchmark)
 

@@ -1,6 +1,7 @@
 """metrics.csv, sessions.csv and TensorBoard of a training run."""
 import csv
 import datetime
+import time
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ class MetricsLogger:
     """metrics.csv always (rows past the resumed step are dropped, so steps strictly increase);
     TensorBoard when importable (train/* and eval/loss)."""
 
-    def __init__(self, workdir, start_step, device=None, processes=1):
+    def __init__(self, workdir, start_step, device=None, processes=1, columns=METRICS):
         if device is not None:
             log_session(workdir, start_step, device, processes)
         self.path = Path(workdir) / "metrics.csv"
@@ -47,7 +48,7 @@ class MetricsLogger:
             with open(self.path, newline="") as handle:
                 rows = [row for row in csv.DictReader(handle) if row.get("step") and int(row["step"]) <= start_step]
         self.handle = open(self.path, "w", newline="")
-        self.writer = csv.DictWriter(self.handle, fieldnames=METRICS, restval="", extrasaction="ignore")
+        self.writer = csv.DictWriter(self.handle, fieldnames=columns, restval="", extrasaction="ignore")
         self.writer.writeheader()
         self.writer.writerows(rows)
         self.handle.flush()
@@ -72,3 +73,19 @@ class MetricsLogger:
         self.handle.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+class LossWindow:
+    """The losses since the last log row: their mean (over ranks with ``mean``) and steps per second."""
+
+    def __init__(self):
+        self.losses, self.started = [], time.perf_counter()
+
+    def add(self, loss):
+        self.losses.append(loss)
+
+    def close(self, mean=float):
+        """(mean loss, steps per second) of the window; starts the next one."""
+        result = mean(sum(self.losses) / len(self.losses)), len(self.losses) / (time.perf_counter() - self.started)
+        self.losses, self.started = [], time.perf_counter()
+        return result

@@ -3,7 +3,7 @@
 ``config.data.dataset``:
 
 * ``digits``  - sklearn's 1797 8x8 digits, resized to ``data.image_size`` (embedded, offline, labelled)
-* ``shapes``  - procedural shapes with sharp edges, 20,000 train / 2,000 test (``sde_edge.shapes``, labelled)
+* ``shapes``  - procedural shapes with sharp edges, 20,000 train / 2,000 test (``sde_edge.data.shapes``, labelled)
 * ``lfw``     - skimage's ``lfw_subset``: 200 25x25 faces (embedded, offline)
 * ``patches`` - random RGB crops of the photos shipped in ``skimage.data`` (embedded, offline)
 * ``folder``  - every image under ``data.root`` (recursive), resized and centre-cropped
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sde_edge.image_folder import ImageFolder, check_image, load_image
-from sde_edge.image_sets import ImageSet, TensorImageSet, gaussian_blur, split_indices, validation_indices
-from sde_edge.prepared import PreparedImageSet, prepare
-from sde_edge.shapes import shapes
+from sde_edge.data.image_folder import ImageFolder, check_image, load_image
+from sde_edge.data.image_sets import ImageSet, TensorImageSet, gaussian_blur, split_indices, validation_indices
+from sde_edge.data.prepared import PreparedImageSet, prepare
+from sde_edge.data.shapes import shapes
 
 __all__ = ["DATASETS", "SPLITS", "ImageFolder", "ImageSet", "TensorImageSet", "check_image", "gaussian_blur",
            "load_dataset", "load_image", "split_indices", "validation_indices"]

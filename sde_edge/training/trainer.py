@@ -22,9 +22,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from sde_edge import distributed
-from sde_edge.batches import BatchSource, draw_noise, random_flips, rank_slice
-from sde_edge.checkpoint import (
+from sde_edge.config import image_shape, upgrade_config, validate_config
+from sde_edge.figures import save_grid
+from sde_edge.latent.latents import check_same_first_stage, decoder_of, first_stage_digest, training_images
+from sde_edge.losses import ScoreMatchingLoss
+from sde_edge.models import EMA, build_model
+from sde_edge.processes.registry import build_sde
+from sde_edge.rng import stream_generator, stream_seed
+from sde_edge.sampling import sample
+from sde_edge.storage.checkpoint import (
     load_latest,
     quarantine_all,
     remove_stale_temp_files,
@@ -32,17 +38,12 @@ from sde_edge.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from sde_edge.config import image_shape, upgrade_config, validate_config
-from sde_edge.data import load_dataset
-from sde_edge.fast_training import Updater, choose_convolutions, fast_network
-from sde_edge.figures import save_grid
-from sde_edge.losses import ScoreMatchingLoss
-from sde_edge.metrics_log import MetricsLogger
-from sde_edge.models import EMA, build_model
-from sde_edge.process_registry import build_sde
-from sde_edge.rng import stream_generator, stream_seed
-from sde_edge.sampling import sample
-from sde_edge.training_safety import (
+from sde_edge.storage.workdir import WorkdirLock, ensure_writable
+from sde_edge.training import distributed
+from sde_edge.training.batches import BatchSource, draw_noise, random_flips, rank_slice
+from sde_edge.training.fast import Updater, choose_convolutions, fast_network
+from sde_edge.training.metrics_log import LossWindow, MetricsLogger
+from sde_edge.training.safety import (
     ConfigMismatchError,
     DivergenceError,
     DivergenceGuard,
@@ -50,13 +51,12 @@ from sde_edge.training_safety import (
     TrainingInterrupted,
     caught_signals,
     config_differences,
+    divergence_message,
 )
-from sde_edge.workdir import WorkdirLock, ensure_writable
 
 __all__ = ["Trainer", "TrainResult", "TrainingError", "DivergenceError", "TrainingInterrupted", "train"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -90,8 +90,7 @@ class Trainer:
         self.sde = build_sde(c.diffusion)
         self.loss = ScoreMatchingLoss.from_config(c.training, self.sde)
         self.rank_slice = rank_slice(self.ctx, c.training.batch_size)
-        self.source = BatchSource(load_dataset(c.data, "train"), c.training.batch_size, c.seed, self.ctx.device,
-                                  self.rank_slice, c.data.num_workers)
+        self.latent_digest = first_stage_digest(c.data)  # None for a pixel-space run
         self.model = build_model(c).to(self.ctx.device)
         choose_convolutions(c, self.ctx.device)
         self.ema = EMA(self.model, c.model.ema_rate)
@@ -100,7 +99,10 @@ class Trainer:
         self.guard = DivergenceGuard(c.training.max_skipped_steps, c.training.divergence_factor)
         self.step = 0
         self.last_checkpoint = None
-        self._resume(accept_config_changes, restart)
+        self._resume(accept_config_changes, restart)  # before the data: a latent run's first stage is checked first
+        images = training_images(c.data, "train", self.ctx.device, progress=self.progress and self.ctx.is_main)
+        self.source = BatchSource(images, c.training.batch_size, c.seed, self.ctx.device, self.rank_slice,
+                                  c.data.num_workers)
         self.network = self.model
         if self.ctx.world_size > 1:
             device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
@@ -126,6 +128,7 @@ class Trainer:
             "config": self.config.to_json(),
             "rng": rng_state(),
             "guard": self.guard.state_dict(),
+            **({"latent_autoencoder": self.latent_digest} if self.latent_digest else {}),
         }
 
     def _resume(self, accept_config_changes, restart):
@@ -148,6 +151,7 @@ class Trainer:
                 f"the config differs from the one in {path}:\n  " + "\n  ".join(differences)
                 + "\nresume with --accept_config_changes to continue anyway, or use a new --workdir"
             )
+        check_same_first_stage(state.get("latent_autoencoder"), self.latent_digest, self.config.data, path)
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -183,11 +187,7 @@ class Trainer:
         self.ctx.barrier()
 
     def _divergence_message(self, reason):
-        advice = ("no checkpoint was saved before it: start again with a lower --config.optim.lr"
-                  if self.last_checkpoint is None else
-                  f"the last good checkpoint is {self.last_checkpoint}; resume from it with a lower learning rate: "
-                  f"the same command with --config.optim.lr={self.config.optim.lr / 10:g} --accept_config_changes")
-        return f"training diverged at step {self.step}: {reason}. Nothing was saved after it; {advice}"
+        return divergence_message(self.step, reason, self.last_checkpoint, self.config.optim.lr)
 
     # --- one step ----------------------------------------------------------------------------
     def train_step(self):
@@ -221,7 +221,8 @@ class Trainer:
         the test split) with fixed t and eps: a low-variance, comparable held-out loss."""
         c = self.config
         split = "val" if c.data.validation_fraction > 0 else "test"
-        x0 = load_dataset(c.data, split).first(c.eval.batch_size).to(self.ctx.device)
+        x0 = training_images(c.data, split, self.ctx.device, progress=self.progress)
+        x0 = x0.first(c.eval.batch_size).to(self.ctx.device)
         t, importance, eps = draw_noise(self.loss, c.seed, "heldout", 0, tuple(x0.shape), self.ctx.device)
         return x0, t, importance, eps
 
@@ -233,57 +234,80 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self):
+        """Step, log, evaluate, save, snapshot, stop: until n_iters or a signal."""
         c = self.config.training
-        logger = self.ctx.is_main and MetricsLogger(self.workdir, self.step, self.ctx.device, self.ctx.world_size)
-        bar = tqdm(total=c.n_iters, initial=self.step, disable=not (self.progress and self.ctx.is_main), desc="train")
-        window, started = [], time.perf_counter()
-        saved_step, saved_at = self.step, time.monotonic()
+        self._logger = self.ctx.is_main and MetricsLogger(self.workdir, self.step, self.ctx.device,
+                                                          self.ctx.world_size)
+        self._bar = tqdm(total=c.n_iters, initial=self.step, disable=not (self.progress and self.ctx.is_main),
+                         desc="train")
+        self._window = LossWindow()
+        self._saved_step, self._saved_at = self.step, time.monotonic()
         try:
             with caught_signals() as caught:
                 while self.step < c.n_iters:
                     loss, grad_norm, lr = self.train_step()
-                    window.append(loss)
-                    bar.update(1)
-                    row = {}
-                    if self.step % c.log_freq == 0 or self.step == c.n_iters:
-                        mean_loss = self.ctx.mean(sum(window) / len(window))
-                        rate = len(window) / (time.perf_counter() - started)
-                        bar.set_postfix(loss=f"{mean_loss:.4g}", it_s=f"{rate:.1f}")
-                        row = dict(loss=mean_loss, lr=lr, grad_norm=grad_norm, skipped_steps=self.guard.total,
-                                   steps_per_sec=rate)
-                        window, started = [], time.perf_counter()
-                    if self.heldout is not None and c.eval_freq and self.step % c.eval_freq == 0:
-                        row["eval_loss"] = self.heldout_loss()
-                    if logger and row:
-                        logger.log(step=self.step, **row)
-                    due = (self.step % c.checkpoint_freq == 0 or self.step == c.n_iters
-                           or time.monotonic() - saved_at >= 60 * c.checkpoint_minutes)
-                    stop = caught.signum is not None
-                    if self.ctx.any_true(due or stop):
-                        self.save()
-                        saved_step, saved_at = self.step, time.monotonic()
-                    if self.ctx.is_main and c.snapshot_samples > 0 and self.step % c.snapshot_freq == 0:
-                        self.snapshot_grid()
-                    if self.ctx.any_true(stop):
-                        name = signal.Signals(caught.signum or signal.SIGTERM).name
-                        raise TrainingInterrupted(caught.signum or signal.SIGTERM,
-                                                  f"{name}: stopped at step {self.step} after checkpoint "
-                                                  f"{self.last_checkpoint}; run the same command to resume")
+                    self._bar.update(1)
+                    self._log(self._training_row(loss, grad_norm, lr) | self._evaluation_row())
+                    signum = caught.signum
+                    self._save_if_due(stop=signum is not None)
+                    self._snapshot_if_due()
+                    self._stop_if_signalled(signum)
         finally:
-            bar.close()
-            if logger:
-                logger.close()
-        if saved_step != self.step:  # n_iters reached before this run took a step
+            self._bar.close()
+            if self._logger:
+                self._logger.close()
+        if self._saved_step != self.step:  # n_iters reached before this run took a step
             self.save()
         return TrainResult(self.step, self.last_checkpoint, self.workdir)
 
-    def snapshot_grid(self):
+    def _training_row(self, loss, grad_norm, lr):
+        """The window's mean loss and rate at every log_freq-th step (and the last), else {}."""
+        c = self.config.training
+        self._window.add(loss)
+        if self.step % c.log_freq and self.step != c.n_iters:
+            return {}
+        mean_loss, rate = self._window.close(self.ctx.mean)
+        self._bar.set_postfix(loss=f"{mean_loss:.4g}", it_s=f"{rate:.1f}")
+        return dict(loss=mean_loss, lr=lr, grad_norm=grad_norm, skipped_steps=self.guard.total, steps_per_sec=rate)
 
+    def _evaluation_row(self):
+        c = self.config.training
+        if self.heldout is None or not c.eval_freq or self.step % c.eval_freq:
+            return {}
+        return {"eval_loss": self.heldout_loss()}
+
+    def _log(self, row):
+        if self._logger and row:
+            self._logger.log(step=self.step, **row)
+
+    def _save_if_due(self, stop):
+        """Checkpoint every checkpoint_freq steps, every checkpoint_minutes, at the end and on a signal."""
+        c = self.config.training
+        due = (self.step % c.checkpoint_freq == 0 or self.step == c.n_iters
+               or time.monotonic() - self._saved_at >= 60 * c.checkpoint_minutes)
+        if self.ctx.any_true(due or stop):
+            self.save()
+            self._saved_step, self._saved_at = self.step, time.monotonic()
+
+    def _snapshot_if_due(self):
+        c = self.config.training
+        if self.ctx.is_main and c.snapshot_samples > 0 and self.step % c.snapshot_freq == 0:
+            self.snapshot_grid()
+
+    def _stop_if_signalled(self, signum):
+        """After the checkpoint of a signalled step: stop every rank (any rank's signal stops all)."""
+        if self.ctx.any_true(signum is not None):
+            signum = signum or signal.SIGTERM
+            raise TrainingInterrupted(signum, f"{signal.Signals(signum).name}: stopped at step {self.step} after "
+                                              f"checkpoint {self.last_checkpoint}; run the same command to resume")
+
+    def snapshot_grid(self):
         c = self.config
         generator = stream_generator(c.seed, "snapshot", 0, self.ctx.device)
         result = sample(c.sampling.method, self.ema.model, self.sde, image_shape(c, c.training.snapshot_samples),
                         steps=c.sampling.steps, generator=generator, grid=c.sampling.grid)
-        save_grid(result.samples, self.workdir / "samples" / f"step_{self.step:08d}.png")
+        images = decoder_of(c.data, self.ctx.device)(result.samples)
+        save_grid(images, self.workdir / "samples" / f"step_{self.step:08d}.png")
 
 
 def train(config, workdir, *, accept_config_changes=False, restart=False, progress=True):

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sde_edge.image_folder import BAD_IMAGE_ERRORS, IMAGE_SUFFIXES, load_image
-from sde_edge.image_sets import ImageSet, gaussian_blur
-from sde_edge.workdir import cache_root, waiting_lock
+from sde_edge.data.image_folder import BAD_IMAGE_ERRORS, IMAGE_SUFFIXES, load_image
+from sde_edge.data.image_sets import ImageSet, gaussian_blur
+from sde_edge.storage.workdir import cache_root, waiting_lock
 
 VERSION = 1
 log = logging.getLogger(__name__)

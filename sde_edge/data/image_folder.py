@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from sde_edge.image_sets import ImageSet, gaussian_blur, split_indices
+from sde_edge.data.image_sets import ImageSet, gaussian_blur, split_indices
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 log = logging.getLogger(__name__)

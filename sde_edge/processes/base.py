@@ -1,14 +1,14 @@
 """The interface of every process: a linear Gaussian SDE diagonal in an orthonormal basis
-(paper_appendix/math.md, sections 2-3). ``sde_edge.sde`` holds the edge-preserving process,
-``sde_edge.baselines`` the frequency-shaped ones; see ``sde_edge.sde`` for the notation."""
+(paper_appendix/math.md, sections 2-3). ``sde_edge.processes.edge`` holds the edge-preserving process,
+``sde_edge.processes.spectral`` the frequency-shaped ones; see ``sde_edge.processes.edge`` for the notation."""
 import abc
 import math
 
 import torch
 
-from sde_edge.bases import IDENTITY
 from sde_edge.fields import Field, integer, number
-from sde_edge.schedules import LinearBetaSchedule
+from sde_edge.processes.bases import IDENTITY
+from sde_edge.processes.schedules import LinearBetaSchedule
 from sde_edge.tensors import check_images, time_like
 
 
@@ -23,7 +23,6 @@ class SDE(abc.ABC):
 
     basis = IDENTITY
     discontinuities = ()  # times at which s(x0, t) jumps: no continuous-time form there
-    noise_depends_on_data = True  # s depends on x0 (False: s(t) alone, so a network may predict unscaled eps)
     name = ""  # diffusion.process of a registered subclass
     fields = {  # the reference schedule a(t), b(t) that every process shares (config.diffusion)
         "num_steps": Field(500, integer(2), "N, the discrete chain's steps"),

@@ -19,11 +19,11 @@ import math
 
 import torch
 
-from sde_edge.bases import BASES, BASIS_NAMES
 from sde_edge.fields import Field, choice, number
-from sde_edge.process_registry import register_process
-from sde_edge.schedules import TransitionFunction
-from sde_edge.sde import SDE, EdgePreservingSDE
+from sde_edge.processes.bases import BASES, BASIS_NAMES
+from sde_edge.processes.edge import SDE, EdgePreservingSDE
+from sde_edge.processes.registry import register_process
+from sde_edge.processes.schedules import TransitionFunction
 
 BASIS = Field("dct", choice(BASIS_NAMES), "the frequency basis: dct or dft")
 
@@ -35,8 +35,6 @@ class _SpectralSDE(SDE):
         super().__init__(config)
         self.basis = BASES[self.config.basis]
         self._cache = {}
-
-    noise_depends_on_data = False
 
     @classmethod
     def noise_depends_on(cls, diffusion):

@@ -12,17 +12,17 @@ y = U^T x its forward SDE is diagonal,
 so that its marginals are exactly the ones above. ``EdgePreservingSDE`` (U = identity,
 alpha = a(t), s = sigma(x0, t) per pixel) is the process of Vandersanden et al. (2024) in the
 continuous-time form of their Appendix A; ``VPSDE`` is its isotropic special case (DDPM);
-``sde_edge.baselines`` holds the frequency-shaped baselines. Every std and diffusion here is
+``sde_edge.processes.spectral`` holds the frequency-shaped baselines. Every std and diffusion here is
 a tensor that broadcasts against the image: nothing assumes one scalar per image.
 """
 import torch
 
-from sde_edge.diagonal_sde import SDE
-from sde_edge.direct_variance import DirectVarianceTable
-from sde_edge.edges import EDGE_NORMS, EDGE_PADDINGS, edge_map
 from sde_edge.fields import Field, choice, number
-from sde_edge.process_registry import config_key, register_process
-from sde_edge.schedules import KAPPA_SCHEDULES, TRANSITIONS, EdgeSensitivity, TransitionFunction
+from sde_edge.processes.base import SDE
+from sde_edge.processes.direct_variance import DirectVarianceTable
+from sde_edge.processes.edge_map import EDGE_CHANNELS, EDGE_NORMS, EDGE_PADDINGS, edge_map
+from sde_edge.processes.registry import config_key, register_process
+from sde_edge.processes.schedules import KAPPA_SCHEDULES, TRANSITIONS, EdgeSensitivity, TransitionFunction
 
 __all__ = ["SDE", "EdgePreservingSDE", "VPSDE"]
 VARIANTS = ("matched", "direct")
@@ -57,6 +57,7 @@ class EdgePreservingSDE(SDE):
         "kappa_schedule": Field("linear", choice(KAPPA_SCHEDULES), "kappa's growth over [0, t_phi]"),
         "edge_norm": Field("image", choice(EDGE_NORMS), "the edge map over each image's maximum or the batch's"),
         "edge_padding": Field("replicate", choice(EDGE_PADDINGS), "the Sobel filter's border"),
+        "edge_channels": Field("sum", choice(EDGE_CHANNELS), "Sobel of the channel sum, or summed over channels"),
         "variant": Field("matched", choice(VARIANTS), "matched SDE or the direct per-step variance"),
     }
 
@@ -78,7 +79,6 @@ class EdgePreservingSDE(SDE):
         self.kappa = EdgeSensitivity(c.kappa_schedule, c.kappa_min, c.kappa_max, c.t_phi)
         self.variant = c.variant
         self.isotropic = c.tau == "isotropic"
-        self.noise_depends_on_data = not self.isotropic
         if self.variant == "matched" and not self.tau_fn.is_continuous:
             self.discontinuities = (c.t_phi,)
         self._direct_table = _direct_table_for(self) if self.variant == "direct" and not self.isotropic else None
@@ -96,14 +96,6 @@ class EdgePreservingSDE(SDE):
             )
 
     # --- schedule math (paper_appendix/math.md, section 2) ---------------------------------------------------
-    def signal_coef(self, t):
-        """a(t) = sqrt(abar(t))."""
-        return self.schedule.signal(t)
-
-    def noise_coef(self, t):
-        """b(t) = sqrt(1 - abar(t)), the isotropic noise level."""
-        return self.schedule.noise(t)
-
     def alpha(self, t, like):
         return self.schedule.signal(t)
 
@@ -114,7 +106,8 @@ class EdgePreservingSDE(SDE):
         """e(x0) in [0, 1], (B, 1, H, W) (zeros for tau = isotropic, which ignores it)."""
         if self.isotropic:
             return torch.zeros_like(x0[:, :1])
-        return edge_map(x0, norm=self.config.edge_norm, padding=self.config.edge_padding)
+        c = self.config
+        return edge_map(x0, norm=c.edge_norm, padding=c.edge_padding, channels=c.edge_channels)
 
     def noise_statistic(self, x0):
         return None if self.isotropic else self.edge_map(x0)  # plain DDPM pays for no Sobel
@@ -138,10 +131,10 @@ class EdgePreservingSDE(SDE):
     def noise_std(self, statistic, t, like):
         """sigma = b(t) c(e, t) (matched) or b(t) c_eff(e, t) from the direct variant's table."""
         if statistic is None:
-            return self.noise_coef(t)
+            return self.schedule.noise(t)
         if self._direct_table is not None:
-            return self.noise_coef(t) * self._direct_table.effective_factor(statistic, t)
-        return self.noise_coef(t) * self.edge_factor(statistic, t)
+            return self.schedule.noise(t) * self._direct_table.effective_factor(statistic, t)
+        return self.schedule.noise(t) * self.edge_factor(statistic, t)
 
     def diffusion_sq(self, statistic, t, like):
         """G^2. matched: d sigma^2/dt + beta sigma^2 = beta c^2 + b^2 dc^2/dt; direct: beta c^2."""
@@ -152,7 +145,7 @@ class EdgePreservingSDE(SDE):
         if self.variant == "direct":
             return beta * self.edge_factor(statistic, t) ** 2
         c, c_sq_rate = self.edge_factor_and_sq_rate(statistic, t)
-        return beta * c**2 + self.noise_coef(t) ** 2 * c_sq_rate
+        return beta * c**2 + self.schedule.noise(t) ** 2 * c_sq_rate
 
 
 class VPSDE(EdgePreservingSDE):

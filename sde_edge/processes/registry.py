@@ -1,10 +1,12 @@
 """The registry of forward processes: ``diffusion.process`` names one, ``build_sde`` builds it.
 
+It imports no process: each registers itself (``sde_edge.processes`` imports them all).
+
 A process is an ``SDE`` subclass decorated with ``@register_process``. It sets ``name`` and
 declares its own config fields (``fields``: name -> ``Field``, with default and rule) on top of
 the shared reference schedule of ``SDE.fields``; ``check_config`` adds rules that tie fields
 together. ``sde_edge.config`` derives the process names, the defaults of ``config.diffusion``
-and its validation from here, so a new process is one module (see CONTRIBUTING in the README).
+and its validation from here, so a new process is one module (docs/extending.md).
 """
 import json
 
@@ -22,9 +24,7 @@ def register_process(cls):
 
 
 def processes():
-    """Every registered process, the built-in ones first."""
-    import sde_edge.baselines  # noqa: F401  (registers edge, blur and bluenoise; a top-level import would be a cycle)
-
+    """Every registered process, the built-in ones first (``sde_edge.processes`` registers them)."""
     return PROCESSES
 
 

@@ -7,7 +7,7 @@ tests use too); with a trained model, the sample-quality metrics of ``sde_edge.m
 against a data split (``MetricsJudge``: FD, KID, precision/recall, SWD), one chosen as primary.
 A sampler that cannot run on the process (a continuous-time sampler where sigma jumps, a
 fixed-step solver on a non-uniform grid) is skipped with its reason in full. The figure is drawn by
-``sde_edge.nfe_plot``.
+``sde_edge.experiments.nfe_plot``.
 
 With a ``SettingCache`` every finished setting is kept (its row, its features, a few samples), so an
 interrupted comparison resumes at the first setting it had not finished.
@@ -23,11 +23,11 @@ import torch
 from scipy.stats import chisquare
 from tqdm.auto import tqdm
 
-from sde_edge.checkpoint import atomic_save
 from sde_edge.figures import save_grid
 from sde_edge.metrics.distances import FixedReferenceFD
 from sde_edge.metrics.report import sample_quality
 from sde_edge.sampling import SAMPLERS, sample
+from sde_edge.storage.checkpoint import atomic_save
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ errors, and (when the rows carry paired differences to a reference) the paired d
 band the paired rule of ``sampler_comparison.nfe_to_match_paired`` reads."""
 import math
 
+from sde_edge.experiments.sampler_comparison import is_reference_row, parse_reference
 from sde_edge.figures import plt, save_figure
-from sde_edge.sampler_comparison import is_reference_row, parse_reference
 
 _STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (1, 3)), "v")]
 

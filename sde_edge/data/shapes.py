@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import torch
 
-from sde_edge.checkpoint import cached_state
-from sde_edge.workdir import cache_root
+from sde_edge.storage.checkpoint import cached_state
+from sde_edge.storage.workdir import cache_root
 
 CLASSES = ("ellipse", "rectangle", "triangle", "ring")
 SPLIT_SIZES = {"train": 20_000, "test": 2_000}

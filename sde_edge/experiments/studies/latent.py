@@ -1,0 +1,105 @@
+"""The study ``latent``: the paper's comparison (E vs D) on the latents of a first stage, at 64 px
+(f = 4, the kept first stage) and 128 px (f = 8, trained on demand), with the same protocol as
+``comparison`` (the validation-split sweep, the verdict at ddpm@500, paired over seeds), the
+reconstruction floor of each first stage, and the E - D gap across 16, 32, 64 and 128 px."""
+import json
+import math
+from pathlib import Path
+
+from sde_edge.data import load_dataset
+from sde_edge.experiments.evaluate import Pending, features_for, mean_and_stderr, require_compute, write_json_atomically
+from sde_edge.experiments.registry import register
+from sde_edge.experiments.report import pm
+from sde_edge.experiments.runs import first_stage_path
+from sde_edge.experiments.studies import comparison_runs as cr
+from sde_edge.experiments.studies.comparison import Comparison
+from sde_edge.experiments.studies.comparison_text import DECOMPOSITION, INTRO_LATENT, LATENT_SWEEP, paired_differences
+from sde_edge.metrics.report import sample_quality
+from sde_edge.tables import read_csv
+
+PUBLISHED = Path(__file__).resolve().parents[3] / "paper_appendix" / "reproduction"
+
+
+def reconstruction_floor(setting, root, quick, n):
+    """FD (and the rest of ``sample_quality``) of the first ``n`` test images passed through the
+    setting's first stage, against the whole test split: the part of any latent model's FD that
+    the autoencoder alone explains. Computed once, kept in ROOT/evals/floor-<setting>.json."""
+    cache = Path(root) / "evals" / f"floor-{setting.name}{'-quick' if quick else ''}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    require_compute(f"the reconstruction floor of {setting.name}", None)
+    spec = cr.run_of(setting, "E", setting.seeds[0])
+    config = spec.build_config(quick)
+    from sde_edge.latent.first_stage import load_first_stage
+
+    stage = load_first_stage(first_stage_path(dict(spec.overrides)["data.latent.autoencoder"]),
+                             channels=config.data.num_channels, image_size=config.data.image_size)
+    test = load_dataset(config.data, "test")
+    reference = test.first(len(test))
+    reconstructed = stage.decode(stage.encode(reference[:n], 250), 250)
+    metrics = {**sample_quality(reconstructed, reference, features_for(config), progress=False),
+               "factor": stage.factor, "first_stage": dict(spec.overrides)["data.latent.autoencoder"]}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(metrics, cache)
+    return metrics
+
+
+def _gap(rows, setting, final):
+    """(FD(E) - FD(D) paired over seeds, and relative to D's FD) of one setting's rows."""
+    paired = paired_differences(rows, setting, final, "E", "D")
+    fd_d = [r["fd"] for r in rows if r["setting"] == setting and r["arm"] == "D" and r["sampler"] == final]
+    mean, se = mean_and_stderr(paired)
+    base = sum(fd_d) / len(fd_d) if fd_d else math.nan
+    return len(paired), mean, se, 100 * mean / base, 100 * se / base
+
+
+def _rows(path):
+    """The numeric per-seed rows of a comparison study's per_seed.csv (none if it has not run)."""
+    if not path.exists():
+        return []
+    rows = read_csv(path)
+    for row in rows:
+        row["fd"] = float(row["fd"]) if row.get("fd") not in (None, "") else None
+    return rows
+
+
+@register
+class LatentComparison(Comparison):
+    name = "latent"
+    position = 12
+    title = "The paper's comparison in latent space, at 64 and 128 px (claim 1, the paper's Table 2)"
+    claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role in ("latent64", "latent128"))
+    summary = "E vs D on a first stage's latents: 64 px (f = 4, 5 seeds) and 128 px (f = 8, 3 seeds)"
+    sweep_arms = ("E", "D")
+    intro = INTRO_LATENT
+    sweep_text = LATENT_SWEEP
+
+    def settings(self, quick):
+        return cr.LATENT_QUICK_SETTINGS if quick else cr.LATENT_SETTINGS
+
+    def extras(self, root, quick, rows):
+        final = cr.protocols(quick)[0]
+        label = f"{final.sampler}@{final.steps}"
+        floors, table = {}, ["| setting | first stage | reconstruction floor (FD) | FD of E | FD of D |",
+                             "|---|---|---|---|---|"]
+        for setting in self.settings(quick):
+            try:
+                floors[setting.name] = reconstruction_floor(setting, root, quick, final.n)
+            except Pending:
+                continue
+            fd = {arm: mean_and_stderr([r["fd"] for r in rows if r["setting"] == setting.name and r["arm"] == arm
+                                        and r["sampler"] == label]) for arm in ("E", "D")}
+            floor = floors[setting.name]
+            table.append(f"| {setting.name} | f = {floor['factor']} | {pm(floor['fd'], floor['fd_stderr'])} "
+                         f"| {pm(*fd['E'])} | {pm(*fd['D'])} |")
+        comparison = Path(root) / "comparison" / "per_seed.csv"
+        pixel = _rows(comparison if comparison.exists() else PUBLISHED / "comparison" / "per_seed.csv")
+        gaps = ["| setting | seeds | E - D (paired FD) | relative to D's FD |", "|---|---|---|---|"]
+        for setting, these in [(s, pixel) for s in ("shapes16", "shapes32")] + [
+                (s.name, rows) for s in self.settings(quick)]:
+            n, mean, se, relative, relative_se = _gap(these, setting, label)
+            if n:
+                gaps.append(f"| {setting} | {n} | {pm(mean, se)} | {pm(relative, relative_se)}% |")
+        text = ("### The reconstruction floor\n\n" + "\n".join(table) +
+                "\n\n### The E - D gap across resolutions\n\n" + "\n".join(gaps))
+        return text, {"floors": floors}
