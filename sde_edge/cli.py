@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "forward": ("sde_edge.commands.forward", "PNG of the forward process (isotropic vs edge-preserving)"),
     "train": ("sde_edge.commands.train", "train or resume a score model: --config configs/X.py --workdir DIR"),
     "sample": ("sde_edge.commands.sample", "samples from a trained run to .npz + PNG grid"),
+    "fit-grid": ("sde_edge.commands.fit_grid", "fit a few-step time grid to a trained run and a sampler"),
+    "distill": ("sde_edge.commands.distill", "progressive distillation of a run down to 4 DDIM steps"),
     "sdedit": ("sde_edge.commands.sdedit", "stroke-guided generation (SDEdit) from a trained run"),
     "eval-nll": ("sde_edge.commands.eval_nll", "bits/dim by the probability-flow ODE and the variational bound"),
     "eval-samples": ("sde_edge.commands.eval_samples", "FD, KID, precision/recall and per-band SWD of samples"),

@@ -67,6 +67,8 @@ OPTIM_RULES = {
     "weight_decay": number(0), "warmup": integer(0), "grad_clip": number(0), "fused": BOOL,
 }
 EVAL_RULES = {"batch_size": integer(1), "num_samples": integer(1)}
+DISTILL_RULES = {"teacher": Rule(lambda v: isinstance(v, str) and bool(v), "the path of the teacher's checkpoint"),
+                 "steps": integer(1), "target_iterations": integer(0)}
 
 
 # Fields added after the first release, with the value a config written before them implied.
@@ -123,6 +125,7 @@ def validate_config(config):
                              "num_samples": integer(1)}, "sampling")
     check(config.eval, EVAL_RULES, "eval")
     _check_latent(config.data)
+    _check_distill(config)
     downsampling = 2 ** (len(config.model.ch_mult) - 1)
     size = model_space(config.data)[1]
     if size % downsampling:
@@ -144,6 +147,17 @@ def _check_latent(data):
     if data.random_flip:
         raise ValueError("data.random_flip flips images, but with data.latent.autoencoder the latents are encoded "
                          "once; set data.random_flip=false")
+
+
+def _check_distill(config):
+    """A progressive-distillation round (``sde-edge distill``): its student samples with ddim on its K steps."""
+    if config.get("distill") is None:
+        return
+    check(config.distill, DISTILL_RULES, "distill")
+    s = config.sampling
+    if (s.method, s.steps, s.grid) != ("ddim", config.distill.steps, "uniform"):
+        raise ValueError(f"a distilled student samples with sampling.method='ddim', steps={config.distill.steps} "
+                         f"(distill.steps) on the uniform grid; the config says {s.method!r}, {s.steps}, {s.grid!r}")
 
 
 def _check_parameterization(config):

@@ -15,7 +15,7 @@ from sde_edge.latent.first_stage import FirstStage
 from sde_edge.latent.latents import check_same_first_stage, first_stage_digest, first_stage_of
 from sde_edge.models import build_model
 from sde_edge.processes import SDE, build_sde
-from sde_edge.storage.checkpoint import load_checkpoint, load_latest
+from sde_edge.storage.checkpoint import load_checkpoint, load_latest, payload_digest
 
 
 @dataclass
@@ -26,6 +26,12 @@ class TrainedRun:
     step: int
     path: Path
     first_stage: FirstStage | None = None  # a latent run's autoencoder
+    model_digest: str = ""  # SHA-256 of the weights in use: what a fitted grid is fitted for
+
+    @property
+    def workdir(self):
+        """The run's folder (``path`` is its checkpoint, normally in ``workdir/checkpoints/``)."""
+        return self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
 
     def decode(self, samples):
         """What the model generates -> images in [-1, 1] (the identity for a pixel-space run)."""
@@ -60,8 +66,9 @@ def load_run(path, device="cpu", use_ema=True, channels_last=None, compile_backe
     config.device = "auto"  # the caller's device, not the training machine's
     validate_config(config)
     model = build_model(config).to(device)
+    weights = state["ema"]["model"] if use_ema else state["model"]
     try:
-        model.load_state_dict(state["ema"]["model"] if use_ema else state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as error:
         raise ValueError(
             f"checkpoint {path} does not fit the model its config describes (config.model): {error}"
@@ -72,4 +79,4 @@ def load_run(path, device="cpu", use_ema=True, channels_last=None, compile_backe
         model.use_compile(compile_backend)
     check_same_first_stage(state.get("latent_autoencoder"), first_stage_digest(config.data), config.data, path)
     return TrainedRun(model.eval(), build_sde(config.diffusion), config, int(state["step"]), path,
-                      first_stage_of(config.data, device))
+                      first_stage_of(config.data, device), payload_digest(weights))

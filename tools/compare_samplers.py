@@ -43,6 +43,8 @@ from sde_edge.metrics.features import build_features
 from sde_edge.oracle import MixtureOracle, rectangle_images
 from sde_edge.processes.registry import build_sde
 from sde_edge.restore import load_run
+from sde_edge.sampling import SAMPLERS
+from sde_edge.sampling.fitted import fitted_grid_of
 from sde_edge.tables import markdown_table, read_csv, write_csv
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run (its newest checkpoint, EMA weights).")
@@ -56,7 +58,8 @@ _SAMPLERS = flags.DEFINE_list(
 _STEPS = flags.DEFINE_list("steps", ["10", "25"], "Step counts.")
 _REFERENCE = flags.DEFINE_string("reference", None, "SAMPLER@STEPS (e.g. ddpm@500) run once on the uniform grid as the "
                                  "target of nfe_to_match; default: ddpm at the largest --steps, among the settings.")
-_GRIDS = flags.DEFINE_list("grids", ["uniform"], "Time grids: uniform, power, logsnr, edm.")
+_GRIDS = flags.DEFINE_list("grids", ["uniform"], "Time grids: uniform, power, logsnr, edm, fitted (--workdir: "
+                           "the grids sde-edge fit-grid kept in the run, one per sampler and step count).")
 _N = flags.DEFINE_integer("n", 200, "Samples per setting.")
 _REFERENCE_REPORT = flags.DEFINE_string("reference_report", None, "Instead of running --reference: the metrics.json "
                                         "of an eval-samples report of the same run (same features and split) whose "
@@ -152,8 +155,10 @@ def main(argv):
         reference_label, reference_steps = _parsed_reference()
         rows += run_comparison(model, sde, shape, [SamplerSpec.parse(reference_label)], [reference_steps], judge,
                                seed=_SEED.value, x_init=x_init, out_dir=out, cache=cache)
+    fitted = None if _ORACLE.value else (
+        lambda spec, k: fitted_grid_of(run, spec.name, k, {**SAMPLERS[spec.name].options, **spec.options}))
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
-                           out_dir=out, cache=cache)
+                           out_dir=out, cache=cache, fitted=fitted)
     add_paired_differences(rows, judge, reference_label, reference_steps)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)

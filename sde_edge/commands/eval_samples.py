@@ -84,12 +84,13 @@ def main():
         run, device, out = open_run(_WORKDIR.value, _DEVICE.value, out, out_is_folder=True,
                                     compile_backend=_CHOSEN.compile_backend())
         config = run.config
-        name, steps, grid, options = _CHOSEN(config.sampling)
+        name, steps, grid, options = _CHOSEN(config.sampling, run)
         n = _N.value or config.eval.num_samples
         result = sample_in_batches(name, run.model, run.sde, image_shape(config, n), steps=steps, grid=grid,
                                    seed=_SEED.value, batch_size=config.eval.batch_size, device=device,
                                    partial=out / "samples.partial", source=run.path, decode=run.decode, **options)
-        samples, sampled = result.samples, {"sampler": name, "steps": steps, "grid": grid, "nfe": result.nfe,
+        samples, sampled = result.samples, {"sampler": name, "steps": steps, "grid": str(grid), "nfe": result.nfe,
+                                            "grid_times": list(getattr(grid, "times", ())) or None,
                                             "checkpoint": str(run.path), "step": run.step, **options}
         np.savez(out / "samples.npz", samples=samples.numpy())
     reference_set = load_dataset(config.data, _SPLIT.value)

@@ -28,7 +28,7 @@ def main():
 
     run, device, out = open_run(_RUN.workdir.value, _RUN.device.value, _RUN.out.value,
                                 compile_backend=_CHOSEN.compile_backend())
-    name, steps, grid, options = _CHOSEN(run.config.sampling)
+    name, steps, grid, options = _CHOSEN(run.config.sampling, run)
     n = _N.value or run.config.sampling.num_samples
     result = sample_in_batches(name, run.model, run.sde, image_shape(run.config, n), steps=steps, grid=grid,
                                seed=_RUN.seed.value, batch_size=_RUN.batch_size.value, device=device,

@@ -80,7 +80,7 @@ def main():
     else:
         sources = load_dataset(c.data, _SPLIT.value).first(_N.value)
         guides = stroke_paintings(sources, _STROKES.value or default_strokes(c.data.num_channels), seed=_RUN.seed.value)
-    name, steps, grid, options = _CHOSEN(c.sampling)
+    name, steps, grid, options = _CHOSEN(c.sampling, run, _T0.value)
     result = sdedit(run.model, run.sde, guides, t0=_T0.value, sampler=name, steps=steps, seed=_RUN.seed.value,
                     batch_size=_RUN.batch_size.value, device=device, grid=grid,
                     partial=out.with_suffix(".partial"), source=run.path, **options,

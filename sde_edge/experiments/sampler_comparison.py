@@ -167,9 +167,11 @@ def _run_setting(spec, grid, steps, extra, model, sde, shape, judge, seed, x_ini
 
 
 def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("uniform",), seed=0,
-                   ode_tolerances=(1e-2, 1e-3, 1e-4), x_init=None, out_dir=None, progress=True, cache=None):
+                   ode_tolerances=(1e-2, 1e-3, 1e-4), x_init=None, out_dir=None, progress=True, cache=None,
+                   fitted=None):
     """Every spec on every grid at every step count (``ode``: every tolerance); a list of rows.
-    ``cache`` (a ``SettingCache``) keeps each finished setting and reuses it."""
+    ``cache`` (a ``SettingCache``) keeps each finished setting and reuses it. The grid ``fitted`` is
+    ``fitted(spec, steps)`` (a ``FittedGrid``; a ValueError skips the setting with its line)."""
     settings = [(spec, grid, steps, extra) for spec in specs for grid in grids
                 for steps, extra in ([(2, {"rtol": tol, "atol": tol}) for tol in ode_tolerances] if spec.name == "ode"
                                      else [(k, {}) for k in step_counts])
@@ -180,13 +182,22 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
         row = {"sampler": spec.label, "grid": grid if spec.name != "ode" else "adaptive",
                "steps": steps if spec.name != "ode" else "", "tolerance": extra.get("rtol", "")}
         reason = refusal(spec.name, sde, grid)
+        times = grid
+        if not reason and grid == "fitted":
+            try:
+                times = fitted(spec, steps) if fitted is not None else None
+            except ValueError as error:
+                reason = str(error)
+            if times is None and not reason:
+                reason = "no fitted grids here (they are kept in a run's folder: use --workdir)"
         if reason:
             rows.append({**row, "skipped": reason})
             continue
-        key = {**row, "options": spec.options, "extra": extra, "seed": seed, "shape": list(shape)}
+        key = {**row, "options": spec.options, "extra": extra, "seed": seed, "shape": list(shape),
+               **({"times": list(times.times)} if grid == "fitted" else {})}
         entry = cache.get(key) if cache is not None else None
         if entry is None:
-            fields, setting_features, samples = _run_setting(spec, grid, steps, extra, model, sde, shape, judge,
+            fields, setting_features, samples = _run_setting(spec, times, steps, extra, model, sde, shape, judge,
                                                              seed, x_init)
             entry = {"fields": fields, "features": setting_features, "samples": samples[:64].clone()}
             if cache is not None:

@@ -21,6 +21,13 @@ def ddpm(denoiser, y, ts, *, generator=None, report, progress=False):
     return y
 
 
+def ddim_step(sde, y, d, s):
+    """The deterministic DDIM step from (y, t) to s: alpha_s x0_hat + s(x0_hat, s) eps_hat, with
+    eps_hat = n_hat / s(x0_hat, t) read off the ``Denoised`` d at t (also progressive distillation's
+    teacher step and the student's, sde_edge/training/distill.py)."""
+    return sde.alpha(s, y) * d.x0 + sde.noise_std(d.statistic, s, y) * (d.noise / d.std)
+
+
 @register_sampler("ddim")
 def ddim(denoiser, y, ts, *, generator=None, report, progress=False, eta=0.0):
     """DDIM: y_s = alpha_s x0_hat + sqrt(s_s^2 - eta^2 v) eps_hat + eta sqrt(v) z, with v the DDPM
@@ -31,15 +38,14 @@ def ddim(denoiser, y, ts, *, generator=None, report, progress=False, eta=0.0):
     for i, t, s in grid_steps(ts, progress, "ddim"):
         d = denoiser(y, t)
         report(i, t, y, d)
-        var_s = sde.noise_std(d.statistic, s, y).square()
-        eps_hat = d.noise / d.std
-        signal = sde.alpha(s, y) * d.x0
         if eta > 0:
+            var_s = sde.noise_std(d.statistic, s, y).square()
             _, post_var = sde.posterior(y, d.x0, t, s, d.statistic)  # the ancestral step's variance
             noise_var = eta**2 * post_var
-            y = signal + (var_s - noise_var).clamp_min(0).sqrt() * eps_hat + noise_var.sqrt() * noise_like(y, generator)
+            y = (sde.alpha(s, y) * d.x0 + (var_s - noise_var).clamp_min(0).sqrt() * (d.noise / d.std)
+                 + noise_var.sqrt() * noise_like(y, generator))
         else:
-            y = signal + var_s.sqrt() * eps_hat
+            y = ddim_step(sde, y, d, s)
     return y
 
 

@@ -40,10 +40,27 @@ def edm_grid(steps, t_start, t_end, sde, rho=7.0):
     return _through_log_snr(-2.0 * torch.log(sigma), t_start, t_end, sde)
 
 
+def explicit_grid(times, steps, t_start, t_end):
+    """Given times (a tensor, a sequence or a ``FittedGrid``), checked: steps + 1 of them, strictly
+    decreasing from t_start to t_end."""
+    times = torch.as_tensor(getattr(times, "times", times), dtype=torch.float64).flatten()
+    if len(times) != steps + 1:
+        raise ValueError(f"the grid has {len(times)} times, {steps} steps need {steps + 1}")
+    if abs(float(times[0]) - t_start) > 1e-9 or abs(float(times[-1]) - t_end) > 1e-9:
+        raise ValueError(f"the grid runs from t = {float(times[0]):g} to {float(times[-1]):g}; "
+                         f"this sampling runs from {t_start:g} to {t_end:g}")
+    if not bool((times[1:] < times[:-1]).all()):
+        raise ValueError("the grid's times must decrease strictly")
+    return times
+
+
 def time_grid(name, steps, t_start, t_end, *, sde=None, device=None, dtype=torch.float32):
+    """The grid ``name`` (one of GRIDS), or explicit times (see ``explicit_grid``)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if name == "uniform":
+    if not isinstance(name, str):
+        grid = explicit_grid(name, steps, t_start, t_end)
+    elif name == "uniform":
         grid = uniform_grid(steps, t_start, t_end)
     elif name == "power":
         grid = power_grid(steps, t_start, t_end)

@@ -25,7 +25,6 @@ from tqdm.auto import tqdm
 from sde_edge.config import image_shape, upgrade_config, validate_config
 from sde_edge.figures import save_grid
 from sde_edge.latent.latents import check_same_first_stage, decoder_of, first_stage_digest, training_images
-from sde_edge.losses import ScoreMatchingLoss
 from sde_edge.models import EMA, build_model
 from sde_edge.processes.registry import build_sde
 from sde_edge.rng import stream_generator, stream_seed
@@ -41,6 +40,7 @@ from sde_edge.storage.checkpoint import (
 from sde_edge.storage.workdir import WorkdirLock, ensure_writable
 from sde_edge.training import distributed
 from sde_edge.training.batches import BatchSource, draw_noise, random_flips, rank_slice
+from sde_edge.training.distill import is_distillation, training_loss
 from sde_edge.training.fast import Updater, choose_convolutions, fast_network
 from sde_edge.training.metrics_log import LossWindow, MetricsLogger
 from sde_edge.training.safety import (
@@ -88,7 +88,7 @@ class Trainer:
         c = self.config
         torch.manual_seed(stream_seed(c.seed, "dropout", self.ctx.rank))  # per-rank stream: dropout and the like
         self.sde = build_sde(c.diffusion)
-        self.loss = ScoreMatchingLoss.from_config(c.training, self.sde)
+        self.loss = training_loss(c, self.sde, self.workdir, self.ctx.device)  # score matching or distillation
         self.rank_slice = rank_slice(self.ctx, c.training.batch_size)
         self.latent_digest = first_stage_digest(c.data)  # None for a pixel-space run
         self.model = build_model(c).to(self.ctx.device)
@@ -100,6 +100,9 @@ class Trainer:
         self.step = 0
         self.last_checkpoint = None
         self._resume(accept_config_changes, restart)  # before the data: a latent run's first stage is checked first
+        if self.step == 0 and is_distillation(c):  # a student starts as its teacher
+            self.model.load_state_dict(self.loss.teacher.model.state_dict())
+            self.ema = EMA(self.model, c.model.ema_rate)
         images = training_images(c.data, "train", self.ctx.device, progress=self.progress and self.ctx.is_main)
         self.source = BatchSource(images, c.training.batch_size, c.seed, self.ctx.device, self.rank_slice,
                                   c.data.num_workers)
