@@ -48,7 +48,7 @@ def grid_path(folder, sampler, steps):
     return Path(folder) / "grids" / f"{sampler}_{steps}.json"
 
 
-def _candidates(steps, t_start, t_end, sde, fine):
+def _candidates(t_start, t_end, sde, fine):
     points = uniform_grid(fine, t_start, t_end).tolist()
     try:
         points += logsnr_grid(fine, t_start, t_end, sde).tolist()
@@ -97,7 +97,9 @@ class _Objective:
 
 def _check_deterministic(objective, times):
     """Refuse a sampler that draws noise: its error against one reference path means nothing."""
-    if not torch.equal(objective.solve(times, noise_seed=0), objective.solve(times, noise_seed=1)):
+    # a tolerance, not equality: a GPU's convolutions need not repeat to the bit; fresh noise moves O(1)
+    first, second = objective.solve(times, noise_seed=0), objective.solve(times, noise_seed=1)
+    if not torch.allclose(first, second, rtol=0, atol=1e-3):
         raise ValueError(f"--sampler {objective.sampler} with options {objective.options or 'as default'} draws "
                          "fresh noise at each step: a grid is fitted for a deterministic sampler "
                          "(ddim, dpmpp_2m, dpmpp_3m, heun, edm with eta or s_churn 0)")
@@ -143,7 +145,7 @@ def fit_grid(model, sde, x_init, *, sampler, steps, held_out=None, t_start=1.0, 
     generic = _generic_grids(steps, t_start, objective.t_end, sde)
     _check_deterministic(objective, generic["uniform"])
     start = min(generic.values(), key=objective)
-    candidates = _candidates(steps, t_start, objective.t_end, sde, fine)
+    candidates = _candidates(t_start, objective.t_end, sde, fine)
     candidates = sorted(set(candidates) | {t for g in generic.values() for t in g[1:-1]}, reverse=True)
     times, error = _descend(start, candidates, objective, sweeps, tries, progress)
     report = {"calibration": {**{name: objective(g) for name, g in generic.items()}, "fitted": error},

@@ -75,11 +75,11 @@ LATENT_64 = LATENT + (("data.latent.autoencoder", "paper_appendix/reproduction/l
 LATENT_128 = LATENT + (("data.latent.autoencoder", "first_stage:shapes128"),)
 LATENT_SETTINGS = (
     Setting("shapes", 64, ("E", "D"), (0, 1, 2, 3, 4), 10_000, LATENT_64, role="latent64", space="latent",
-            cost="about 1.5 h a run on one CPU thread beside a second run: 10,000 steps at 0.34 s, then the "
-                 "ddpm@500 evaluation of 1,000 decoded samples"),
+            cost="25 min of training a run on one CPU thread beside a second job (10,000 steps at 0.15 s, "
+                 "measured; 6 min per 2,500-step sweep run), then the ddpm@500 evaluation of 1,000 decoded samples"),
     Setting("shapes", 128, ("E", "D"), (0, 1, 2), 10_000, LATENT_128, role="latent128", space="latent",
-            cost="as at 64 px once its f = 8 first stage is trained (about 3 s a step of 32 images on one CPU "
-                 "thread, 4,000 steps)"),
+            cost="less than at 64 px a step (8 x 8 x 4 latents) once its f = 8 first stage is trained (by "
+                 "estimate about 3 s a step of 32 images on one CPU thread, 4,000 steps: 3 h)"),
 )
 LATENT_QUICK_SETTINGS = (Setting("digits", 8, ("E", "D"), (0, 1), 20, LATENT + (
     ("data.latent.autoencoder", "first_stage:quick"),), role="latent64", space="latent"),)
