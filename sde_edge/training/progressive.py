@@ -12,6 +12,9 @@ from sde_edge.storage.checkpoint import CHECKSUM_KEY, atomic_save, load_checkpoi
 from sde_edge.training.distill import TEACHER_FILE
 from sde_edge.training.trainer import train
 
+DIVERGENCE_FACTOR = 10_000.0  # a round's training.divergence_factor
+LR_FRACTION = 0.1  # a round's default learning rate: this share of the teacher's
+
 
 def round_config(teacher_config, steps, round_steps, lr=None, target_iterations=30):
     """The config of the round that distils ``teacher_config``'s model into a ``steps``-step student."""
@@ -21,8 +24,11 @@ def round_config(teacher_config, steps, round_steps, lr=None, target_iterations=
             {"teacher": TEACHER_FILE, "steps": steps, "target_iterations": target_iterations})
         config.sampling.method, config.sampling.steps, config.sampling.grid = "ddim", steps, "uniform"
         config.training.n_iters = round_steps
-        if lr is not None:
-            config.optim.lr = lr
+        # a student starts as its teacher, so its loss starts near zero and is heavy-tailed (a batch of
+        # paths near a mode boundary): the guard's 100 x median stopped a healthy round on digits
+        config.training.divergence_factor = DIVERGENCE_FACTOR
+        # the teacher's rate restarted on a converged network overshoots (digits: spikes at lr 2e-3)
+        config.optim.lr = teacher_config.optim.lr * LR_FRACTION if lr is None else lr
     return config
 
 
