@@ -132,6 +132,9 @@ def test_fit_grid_then_sample_with_it_and_a_retrained_model_is_refused(tmp_path)
     other_k = _sde_edge("sample", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=5", "--grid=fitted",
                         "--n=4", f"--out={out}")
     assert other_k.returncode == 2 and "no grid fitted for sampler 'dpmpp_2m' at 5 steps" in other_k.stderr
+    guided = _sde_edge("sdedit", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=4", "--grid=fitted",
+                       "--t0=0.5", "--n=2", f"--out={tmp_path / 'e.npz'}")
+    assert guided.returncode == 2 and "fitted for t_start = 1.0" in guided.stderr, guided.stderr[-2000:]
     compared = forked.run([sys.executable, str(ROOT / "tools" / "compare_samplers.py"), f"--workdir={workdir}",
                            "--samplers=dpmpp_2m,ddim", "--steps=4", "--grids=uniform,fitted", "--n=8",
                            "--features=classifier", f"--out={tmp_path / 'cmp'}"], timeout=600)

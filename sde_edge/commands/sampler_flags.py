@@ -9,6 +9,7 @@ from absl import flags
 
 from sde_edge.config import COMPILE_BACKENDS
 from sde_edge.sampling import SAMPLERS
+from sde_edge.sampling.fitted import fitted_grid_of
 from sde_edge.sampling.grids import GRIDS
 
 
@@ -64,8 +65,6 @@ def define_sampler_flags(with_grid=True):
         count = steps.value or sampling_config.steps
         named = (grid.value if grid is not None else None) or sampling_config.grid
         if named == "fitted":
-            from sde_edge.sampling.fitted import fitted_grid_of
-
             named = fitted_grid_of(run, name, count, {**SAMPLERS[name].options, **given}, t_start)
         return name, count, named, given
 
