@@ -2,6 +2,7 @@
 student DDIM step land where two teacher steps land (checked on the exact mixture oracle), a
 student trained on it takes that step better than its teacher does, and a killed round resumes
 bit for bit."""
+import json
 import os
 import signal
 import sys
@@ -144,8 +145,8 @@ def test_a_killed_round_resumes_bit_identically_and_the_student_samples(tmp_path
     for name in ("straight", "killed"):
         (tmp_path / name).mkdir()
         os.symlink(teacher / "checkpoints", tmp_path / name / "checkpoints")  # two rounds from one teacher
-        rounds[name] = tmp_path / name / "distill" / "steps_4"
-    distill = ["distill", "--steps=8", "--round_steps=40", "--progress=false"]
+        rounds[name] = tmp_path / name / "distill" / "steps_8"
+    distill = ["distill", "--steps=16", "--round_steps=40", "--progress=false"]  # two rounds: 8 and 4 steps
     assert forked.run(_cli(*distill, f"--workdir={tmp_path / 'straight'}"), env=_env(), timeout=600).returncode == 0
     process = forked.Process(_cli(*distill, f"--workdir={tmp_path / 'killed'}"), env=_env())
     start = time.time()
@@ -162,6 +163,13 @@ def test_a_killed_round_resumes_bit_identically_and_the_student_samples(tmp_path
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
         assert torch.equal(a["ema"]["model"][key], b["ema"]["model"][key]), key
-    drawn = forked.run(_cli("sample", f"--workdir={rounds['killed']}", "--n=4", f"--out={tmp_path / 's.npz'}"),
+    # every round trains at a tenth of the first teacher's rate (not a tenth of the round before's)
+    def rate(folder):
+        return json.loads(load_checkpoint(checkpoint_paths(folder / "checkpoints")[-1])["config"])["optim"]["lr"]
+
+    rounds_of_straight = tmp_path / "straight" / "distill"
+    assert {rate(rounds_of_straight / f"steps_{k}") for k in (8, 4)} == {0.1 * rate(teacher)}
+    last = tmp_path / "killed" / "distill" / "steps_4"
+    drawn = forked.run(_cli("sample", f"--workdir={last}", "--n=4", f"--out={tmp_path / 's.npz'}"),
                        env=_env(), timeout=600)
     assert drawn.returncode == 0 and "ddim, 4 steps" in drawn.stdout, drawn.stderr[-2000:]

@@ -16,7 +16,7 @@ DIVERGENCE_FACTOR = 10_000.0  # a round's training.divergence_factor
 LR_FRACTION = 0.1  # a round's default learning rate: this share of the teacher's
 
 
-def round_config(teacher_config, steps, round_steps, lr=None, target_iterations=30):
+def round_config(teacher_config, steps, round_steps, lr, target_iterations=30):
     """The config of the round that distils ``teacher_config``'s model into a ``steps``-step student."""
     config = teacher_config.copy_and_resolve_references()
     with config.unlocked():
@@ -27,8 +27,7 @@ def round_config(teacher_config, steps, round_steps, lr=None, target_iterations=
         # a student starts as its teacher, so its loss starts near zero and is heavy-tailed (a batch of
         # paths near a mode boundary): the guard's 100 x median stopped a healthy round on digits
         config.training.divergence_factor = DIVERGENCE_FACTOR
-        # the teacher's rate restarted on a converged network overshoots (digits: spikes at lr 2e-3)
-        config.optim.lr = teacher_config.optim.lr * LR_FRACTION if lr is None else lr
+        config.optim.lr = lr
     return config
 
 
@@ -69,6 +68,8 @@ def distill(workdir, steps, *, min_steps=4, round_steps=2000, lr=None, target_it
     for count in round_steps_of(steps, min_steps):
         round_dir = Path(workdir) / "distill" / f"steps_{count}"
         teacher_config = keep_teacher(teacher, round_dir)
+        if lr is None:  # every round at a share of the first teacher's rate, which restarted on a converged
+            lr = teacher_config.optim.lr * LR_FRACTION  # network overshoots (digits: spikes at 2e-3)
         config = round_config(teacher_config, count, round_steps, lr, target_iterations)
         results.append((count, train(config, round_dir, progress=progress)))
         teacher = round_dir
