@@ -13,7 +13,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "The teacher's run folder.")
 _STEPS = flags.DEFINE_integer("steps", 64, "The teacher's DDIM steps in the first round.", lower_bound=2)
 _MIN_STEPS = flags.DEFINE_integer("min_steps", 4, "The last round's student steps.", lower_bound=1)
 _ROUND_STEPS = flags.DEFINE_integer("round_steps", 2000, "Training steps per round.", lower_bound=1)
-_LR = flags.DEFINE_float("lr", None, "Learning rate (default: a tenth of the teacher's optim.lr).")
+_LR = flags.DEFINE_float("lr", None, "Learning rate of every round (default: a tenth of the first teacher's optim.lr).")
 _ITERATIONS = flags.DEFINE_integer("target_iterations", 30, "L-BFGS steps of the per-pixel target (0: the closed "
                                    "form at the teacher's statistic).", lower_bound=0)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
