@@ -29,6 +29,15 @@ WEIGHTINGS = ("paper", "variance", "likelihood")
 TIME_SAMPLINGS = ("continuous", "discrete")
 
 
+def noised(sde, x0, t, eps):
+    """(t as (B, 1, 1, 1), the statistic of x0, s(x0, t), y_t = a(t) U^T x0 + s(x0, t) eps): the
+    forward draw a training loss sees; t (B,), eps shaped like x0, in the process's basis."""
+    tb = time_like(t, x0)
+    statistic = sde.noise_statistic(x0)  # once: sigma and, for the likelihood weighting, G^2 both need it
+    std = sde.noise_std(statistic, tb, x0).expand_as(x0)
+    return tb, statistic, std, sde.alpha(tb, x0) * sde.to_basis(x0) + std * eps
+
+
 class ScoreMatchingLoss:
     """The training loss of one process: weighting, time sampling and reduction fixed at construction."""
 
@@ -88,11 +97,7 @@ class ScoreMatchingLoss:
         """omega * (n_hat - sigma eps)^2 per coordinate at x_t = a(t) x0 + sigma(x0, t) eps (in the
         process's basis), times the importance weight of t when given. t: (B,); eps shaped like x0."""
         sde = self.sde
-        tb = time_like(t, x0)
-        statistic = sde.noise_statistic(x0)  # once: sigma and, for the likelihood weighting, G^2 both need it
-        std = sde.noise_std(statistic, tb, x0).expand_as(x0)
-        y0 = sde.to_basis(x0)
-        y_t = sde.alpha(tb, x0) * y0 + std * eps
+        tb, statistic, std, y_t = noised(sde, x0, t, eps)
         noise = Denoiser(model, sde).noise_in_basis(y_t, tb)
         loss = self.coordinate_weights(statistic, tb, std) * (noise - std * eps).square()
         return loss if importance is None else loss * time_like(importance, x0)

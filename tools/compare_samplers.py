@@ -43,7 +43,6 @@ from sde_edge.metrics.features import build_features
 from sde_edge.oracle import MixtureOracle, rectangle_images
 from sde_edge.processes.registry import build_sde
 from sde_edge.restore import load_run
-from sde_edge.sampling import SAMPLERS
 from sde_edge.sampling.fitted import fitted_grid_of
 from sde_edge.tables import markdown_table, read_csv, write_csv
 
@@ -156,7 +155,7 @@ def main(argv):
         rows += run_comparison(model, sde, shape, [SamplerSpec.parse(reference_label)], [reference_steps], judge,
                                seed=_SEED.value, x_init=x_init, out_dir=out, cache=cache)
     fitted = None if _ORACLE.value else (
-        lambda spec, k: fitted_grid_of(run, spec.name, k, {**SAMPLERS[spec.name].options, **spec.options}))
+        lambda spec, k: fitted_grid_of(run, spec.name, k, spec.options))
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
                            out_dir=out, cache=cache, fitted=fitted)
     add_paired_differences(rows, judge, reference_label, reference_steps)

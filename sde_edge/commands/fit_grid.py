@@ -25,12 +25,10 @@ def main():
 
     from sde_edge.commands.common import open_run
     from sde_edge.config import image_shape
-    from sde_edge.sampling import SAMPLERS
-    from sde_edge.sampling.fitted import calibration_states, fit_grid, fitted_for, save_fitted
+    from sde_edge.sampling.fitted import all_options, calibration_states, fit_grid, fitted_for, save_fitted
 
     run, device, _ = open_run(_WORKDIR.value, _DEVICE.value, compile_backend=_CHOSEN.compile_backend())
     name, steps, _, given = _CHOSEN(run.config.sampling)
-    options = {**SAMPLERS[name].options, **given}
     shape = image_shape(run.config, _N.value)
     calibration = calibration_states(run.sde, shape, _SEED.value, "fit-grid/calibration", device)
     held_out = calibration_states(run.sde, shape, _SEED.value, "fit-grid/held-out", device)
@@ -38,8 +36,8 @@ def main():
         times, report = fit_grid(run.model, run.sde, calibration, sampler=name, steps=steps, held_out=held_out,
                                  reference_steps=_REFERENCE_STEPS.value, progress=True, **given)
     report.update(n=_N.value, seed=_SEED.value, step=run.step, checkpoint=str(run.path))
-    path = save_fitted(run.workdir, times, sampler=name, steps=steps, options=options, fitted_for=fitted_for(run),
-                       report=report)
+    path = save_fitted(run.workdir, times, sampler=name, steps=steps, options=all_options(name, given),
+                       fitted_for=fitted_for(run), report=report)
     errors = report["held_out"]
     generic = min((v, k) for k, v in errors.items() if k != "fitted")
     print(f"grid for {name} at {steps} steps: {', '.join(f'{t:.4g}' for t in times)}")

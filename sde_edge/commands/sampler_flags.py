@@ -65,7 +65,7 @@ def define_sampler_flags(with_grid=True):
         count = steps.value or sampling_config.steps
         named = (grid.value if grid is not None else None) or sampling_config.grid
         if named == "fitted":
-            named = fitted_grid_of(run, name, count, {**SAMPLERS[name].options, **given}, t_start)
+            named = fitted_grid_of(run, name, count, given, t_start)
         return name, count, named, given
 
     chosen.compile_backend = lambda: None if backend.value == "none" else backend.value

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from sde_edge.rng import stream_generator
 from sde_edge.sampling.grids import GRIDS, logsnr_grid, time_grid, uniform_grid
-from sde_edge.sampling.registry import SAMPLERS, sample
+from sde_edge.sampling.registry import SAMPLERS, sample, sampler_options
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,13 @@ def fitted_for(run, t_start=1.0):
     return {"model": run.model_digest, "process": process_digest(run.config.diffusion), "t_start": float(t_start)}
 
 
-def fitted_grid_of(run, sampler, steps, options, t_start=1.0):
-    """``--grid fitted``: the grid ``fit-grid`` kept in the run's folder for this sampling."""
-    return load_fitted(run.workdir, sampler=sampler, steps=steps, options=options,
+def all_options(sampler, given):
+    """The sampler's every option, ``given`` over its defaults: what a grid is fitted for."""
+    return {**sampler_options(sampler), **given}
+
+
+def fitted_grid_of(run, sampler, steps, given, t_start=1.0):
+    """``--grid fitted``: the grid ``fit-grid`` kept in the run's folder for this sampling (``given``:
+    the options set on the command line)."""
+    return load_fitted(run.workdir, sampler=sampler, steps=steps, options=all_options(sampler, given),
                        fitted_for=fitted_for(run, t_start))

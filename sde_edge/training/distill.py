@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from sde_edge.losses import ScoreMatchingLoss
+from sde_edge.losses import ScoreMatchingLoss, noised
 from sde_edge.restore import load_run
 from sde_edge.sampling.discrete import ddim_step
 from sde_edge.score import Denoiser
@@ -90,10 +90,7 @@ class DistillationLoss:
     def per_pixel(self, model, x0, t, eps, importance=None):
         """The teacher's training loss with the target's noise y_t - alpha_t x* in place of sigma eps."""
         sde = self.sde
-        tb = time_like(t, x0)
-        statistic = sde.noise_statistic(x0)
-        std = sde.noise_std(statistic, tb, x0).expand_as(x0)
-        y_t = sde.alpha(tb, x0) * sde.to_basis(x0) + std * eps
+        tb, statistic, std, y_t = noised(sde, x0, t, eps)
         target_noise = y_t - sde.alpha(tb, x0) * self.target(y_t, tb)
         noise = Denoiser(model, sde).noise_in_basis(y_t, tb)
         loss = self.score_matching.coordinate_weights(statistic, tb, std) * (noise - target_noise).square()
