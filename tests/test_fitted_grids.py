@@ -19,6 +19,7 @@ from sde_edge.sampling.fitted import (
     calibration_states,
     fit_grid,
     load_fitted,
+    perturbed_states,
     save_fitted,
 )
 from sde_edge.tables import read_csv
@@ -49,6 +50,21 @@ def test_a_grid_fitted_for_dpmpp_2m_beats_the_generic_grids_on_held_out_noise(ta
         generic = _rmse(oracle, sde, held_out, name, 6, reference)
         assert fitted < generic, (name, fitted, generic, times)
     assert report["calibration"]["fitted"] <= min(v for k, v in report["calibration"].items() if k != "fitted")
+
+
+def test_a_grid_fitted_from_t0_for_sdedit_beats_uniform_from_t0():
+    oracle, sde = _oracle("linear")  # t0 = 0.7 lies above the jump at t_phi = 0.5
+    images = rectangle_images(3).repeat(342, 1, 1, 1)[:1024]
+    calibration = perturbed_states(sde, images, 0.7, 0, "test/calibration")
+    held_out = perturbed_states(sde, images, 0.7, 0, "test/held-out")
+    times, _ = fit_grid(oracle, sde, calibration, sampler="dpmpp_2m", steps=4, t_start=0.7)
+    assert times[0] == 0.7 and times[-1] == 0.0 and len(times) == 5
+    reference = sample("dpmpp_2m", oracle, sde, tuple(images.shape), steps=1000, x_init=held_out, t_start=0.7).samples
+    result = sample("dpmpp_2m", oracle, sde, tuple(images.shape), steps=4, x_init=held_out, t_start=0.7,
+                    grid=FittedGrid(times, "dpmpp_2m", 4))
+    fitted = float((result.samples - reference).double().pow(2).mean().sqrt())
+    uniform = sample("dpmpp_2m", oracle, sde, tuple(images.shape), steps=4, x_init=held_out, t_start=0.7).samples
+    assert fitted < float((uniform - reference).double().pow(2).mean().sqrt()), times
 
 
 def test_a_step_may_end_exactly_at_the_jump():
@@ -135,6 +151,17 @@ def test_fit_grid_then_sample_with_it_and_a_retrained_model_is_refused(tmp_path)
     guided = _sde_edge("sdedit", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=4", "--grid=fitted",
                        "--t0=0.5", "--n=2", f"--out={tmp_path / 'e.npz'}")
     assert guided.returncode == 2 and "fitted for t_start = 1.0" in guided.stderr, guided.stderr[-2000:]
+    from_t0 = _sde_edge("fit-grid", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=4", "--n=16",
+                        "--reference_steps=50", "--t0=0.5")  # overwrites the grid from the prior
+    assert from_t0.returncode == 0 and "sdedit --t0 0.5" in from_t0.stdout, from_t0.stderr[-2000:]
+    guided = _sde_edge("sdedit", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=4", "--grid=fitted",
+                       "--t0=0.5", "--n=2", f"--out={tmp_path / 'e.npz'}")
+    assert guided.returncode == 0, guided.stderr[-2000:]
+    drawn = _sde_edge("sample", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=4", "--grid=fitted", "--n=4",
+                      f"--out={out}")
+    assert drawn.returncode == 2 and "fitted for t_start = 0.5" in drawn.stderr, drawn.stderr[-2000:]
+    assert _sde_edge("fit-grid", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=4", "--n=16",
+                     "--reference_steps=50").returncode == 0  # back to the prior's grid for what follows
     compared = forked.run([sys.executable, str(ROOT / "tools" / "compare_samplers.py"), f"--workdir={workdir}",
                            "--samplers=dpmpp_2m,ddim", "--steps=4", "--grids=uniform,fitted", "--n=8",
                            "--features=classifier", f"--out={tmp_path / 'cmp'}"], timeout=600)

@@ -164,6 +164,14 @@ def calibration_states(sde, shape, seed, stream, device="cpu"):
     return sde.from_basis(sde.prior_sampling(shape, generator=generator, device=device, dtype=torch.float32))
 
 
+def perturbed_states(sde, images, t0, seed, stream):
+    """``images`` (clean, in the model's space) perturbed by the forward process to ``t0`` with noise
+    from the named stream ``stream`` of ``seed``: where SDEdit starts (its guides perturbed to t0)."""
+    generator = stream_generator(seed, stream, device=images.device)
+    noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    return sde.perturb(images, t0, noise)
+
+
 def save_fitted(folder, times, *, sampler, steps, options, fitted_for, report):
     path = grid_path(folder, sampler, steps)
     path.parent.mkdir(parents=True, exist_ok=True)
