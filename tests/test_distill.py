@@ -12,13 +12,14 @@ import pytest
 import torch
 
 import forked
-from helpers import TINY
+from helpers import ROOT, TINY
 from sde_edge.config import default_diffusion
 from sde_edge.oracle import MixtureOracle, rectangle_images
 from sde_edge.processes import build_sde
 from sde_edge.sampling.discrete import ddim_step
 from sde_edge.score import Denoiser
 from sde_edge.storage.checkpoint import checkpoint_paths, load_checkpoint
+from sde_edge.tables import read_csv
 from sde_edge.tensors import time_like
 from sde_edge.training.distill import DistillationLoss
 from sde_edge.training.progressive import round_steps_of
@@ -173,3 +174,15 @@ def test_a_killed_round_resumes_bit_identically_and_the_student_samples(tmp_path
     drawn = forked.run(_cli("sample", f"--workdir={last}", "--n=4", f"--out={tmp_path / 's.npz'}"),
                        env=_env(), timeout=600)
     assert drawn.returncode == 0 and "ddim, 4 steps" in drawn.stdout, drawn.stderr[-2000:]
+    # the students beside the teacher in a sampler comparison, from the same initial noise (paired rows)
+    compare = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), f"--workdir={teacher}", "--samplers=ddim",
+               "--steps=4", "--reference=ddpm@10", "--n=8", "--features=classifier"]
+    compared = forked.run([*compare, f"--students={rounds_of_straight}", f"--out={tmp_path / 'cmp'}"], env=_env(),
+                          timeout=600)
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    rows = [r for r in read_csv(tmp_path / "cmp" / "results.csv") if r["grid"] == "distilled"]
+    assert [(r["sampler"], r["steps"]) for r in rows] == [("ddim", "8"), ("ddim", "4")]
+    assert all(float(r["fd_diff_se"]) > 0 for r in rows)  # paired with ddpm@10 of the teacher
+    assert float(rows[1]["fd_vs_uniform_se"]) > 0  # and with the teacher's own 4 ddim steps
+    refused = forked.run([*compare, f"--students={teacher}", f"--out={tmp_path / 'cmp2'}"], env=_env(), timeout=600)
+    assert refused.returncode != 0 and "not a distilled student" in refused.stderr

@@ -4,6 +4,8 @@
     python tools/compare_samplers.py --workdir runs/digits_edge --out runs/compare_digits
     python tools/compare_samplers.py --workdir DIR --n 1000 --samplers ddim,dpmpp_2m,heun --steps 5,10,15,20,40 \
         --grids uniform,logsnr --reference ddpm@500    # the few-step study
+    python tools/compare_samplers.py --workdir DIR --samplers dpmpp_2m --steps 4,8 --grids uniform,fitted \
+        --students DIR/distill --reference ddpm@500   # fitted grids and distilled students, paired
 
 With --workdir, quality is measured by ``sde_edge.metrics`` against the run's test split, in
 the features --features picks (auto: Inception if available, else the dataset's classifier);
@@ -59,6 +61,9 @@ _REFERENCE = flags.DEFINE_string("reference", None, "SAMPLER@STEPS (e.g. ddpm@50
                                  "target of nfe_to_match; default: ddpm at the largest --steps, among the settings.")
 _GRIDS = flags.DEFINE_list("grids", ["uniform"], "Time grids: uniform, power, logsnr, edm, fitted (--workdir: "
                            "the grids sde-edge fit-grid kept in the run, one per sampler and step count).")
+_STUDENTS = flags.DEFINE_list("students", [], "--workdir: distilled students to add as rows (grid 'distilled', ddim at "
+                               "each student's K), sampled from the same initial noise: run folders, or a "
+                               "DIR/distill folder for all its rounds.")
 _N = flags.DEFINE_integer("n", 200, "Samples per setting.")
 _REFERENCE_REPORT = flags.DEFINE_string("reference_report", None, "Instead of running --reference: the metrics.json "
                                         "of an eval-samples report of the same run (same features and split) whose "
@@ -107,6 +112,24 @@ def replot(out):
     plot_quality_vs_nfe(rows, _METRIC.value, out / "quality_vs_nfe.png", reference=reference)
     print(f"wrote {out / 'quality_vs_nfe.png'}")
     return 0
+
+
+def _student_runs():
+    """The runs --students names, a distill folder's rounds in order; one line for a folder that is not one."""
+    folders = []
+    for text in _STUDENTS.value:
+        path = Path(text)
+        rounds = sorted(path.glob("steps_*"), key=lambda p: -int(p.name.split("_")[1])) if path.is_dir() else []
+        folders += rounds or [path]
+    runs = []
+    for folder in folders:
+        try:
+            runs.append(load_run(folder))
+        except (FileNotFoundError, ValueError) as error:
+            raise app.UsageError(f"--students {folder}: {error}") from None
+        if runs[-1].config.get("distill") is None:
+            raise app.UsageError(f"--students {folder}: not a distilled student (sde-edge distill makes them)")
+    return runs
 
 
 def main(argv):
@@ -158,6 +181,13 @@ def main(argv):
         lambda spec, k: fitted_grid_of(run, spec.name, k, spec.options))
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
                            out_dir=out, cache=cache, fitted=fitted)
+    for student in _student_runs():
+        rows += run_comparison(student.model, student.sde, shape, [SamplerSpec.parse("ddim")],
+                               [int(student.config.distill.steps)], judge, seed=_SEED.value, out_dir=None,
+                               cache=SettingCache(out / "settings", {**identity, "checkpoint": str(student.path),
+                                                                     "step": student.step, "n": _N.value}),
+                               progress=False)
+        rows[-1]["grid"] = "distilled"
     add_paired_differences(rows, judge, reference_label, reference_steps)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
