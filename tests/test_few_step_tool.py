@@ -1,0 +1,31 @@
+"""tools/few_step.py end to end on a tiny run: it fits a grid per step count, distils, compares (the
+students paired with the reference) and summarises; run again, it fits and trains nothing new."""
+import os
+import sys
+
+import forked
+from helpers import ROOT, TINY
+from sde_edge.tables import read_csv
+
+
+def test_the_few_step_table_of_a_tiny_run_and_a_rerun_that_reuses_it(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    trained = forked.run([sys.executable, "-m", "sde_edge.cli", "train", f"--config={TINY}", f"--workdir={run}",
+                          "--config.training.n_iters=10", "--progress=false"], env=env, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    command = [sys.executable, str(ROOT / "tools" / "few_step.py"), f"--workdir={run}", f"--out={tmp_path / 'out'}",
+               "--steps=2,4", "--n=8", "--decisive_steps=4", "--decisive_n=8", "--distill_from=8",
+               "--round_steps=5", "--fit_n=8", "--fit_reference_steps=20", "--reference=ddpm@10"]
+    first = forked.run(command, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert {p.name for p in (run / "grids").glob("*.json")} == {"dpmpp_2m_2.json", "dpmpp_2m_4.json"}
+    rows = read_csv(tmp_path / "out" / "all" / "results.csv")
+    assert {(r["grid"], r["steps"]) for r in rows} == {("uniform", "10"), ("uniform", "2"), ("uniform", "4"),
+                                                        ("fitted", "2"), ("fitted", "4"), ("distilled", "4")}
+    assert all(r["fd_diff_se"] not in ("", None) for r in rows)  # every row paired with ddpm@10
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| all | 8 | ddim (distilled) |" in summary and "| decisive | 8 | dpmpp_2m (fitted) |" in summary
+    again = forked.run(command, env=env, timeout=600)
+    assert again.returncode == 0 and "fit-grid" not in again.stdout, again.stdout[-2000:]
+    assert "nothing to train" in again.stdout or "resumed from" in again.stdout or "already" in again.stdout
