@@ -23,12 +23,13 @@ PUBLISHED = Path(__file__).resolve().parents[3] / "paper_appendix" / "reproducti
 def reconstruction_floor(setting, root, quick, n):
     """FD (and the rest of ``sample_quality``) of the first ``n`` test images passed through the
     setting's first stage, against the whole test split: the part of any latent model's FD that
-    the autoencoder alone explains. Computed once, kept in ROOT/evals/floor-<setting>.json."""
+    the autoencoder alone explains. Computed once (by the --shard worker of E's first seed), kept in
+    ROOT/evals/floor-<setting>.json."""
     cache = Path(root) / "evals" / f"floor-{setting.name}{'-quick' if quick else ''}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    require_compute(f"the reconstruction floor of {setting.name}", None)
     spec = cr.run_of(setting, "E", setting.seeds[0])
+    require_compute(f"the reconstruction floor of {setting.name}", spec.key)  # the worker of E's first seed
     config = spec.build_config(quick)
     from sde_edge.latent.first_stage import load_first_stage
 
