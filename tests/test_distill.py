@@ -186,3 +186,7 @@ def test_a_killed_round_resumes_bit_identically_and_the_student_samples(tmp_path
     assert float(rows[1]["fd_vs_uniform_se"]) > 0  # and with the teacher's own 4 ddim steps
     refused = forked.run([*compare, f"--students={teacher}", f"--out={tmp_path / 'cmp2'}"], env=_env(), timeout=600)
     assert refused.returncode != 0 and "not a distilled student" in refused.stderr
+    other = [*compare[:2], f"--workdir={rounds_of_straight / 'steps_8'}", *compare[3:]]  # not their teacher
+    refused = forked.run([*other, f"--students={rounds_of_straight}", f"--out={tmp_path / 'cmp3'}"], env=_env(),
+                         timeout=600)
+    assert refused.returncode != 0 and "distilled from other weights" in refused.stderr, refused.stderr[-2000:]

@@ -114,22 +114,30 @@ def replot(out):
     return 0
 
 
-def _student_runs():
-    """The runs --students names, a distill folder's rounds in order; one line for a folder that is not one."""
-    folders = []
+def _student_runs(run):
+    """The runs --students names (a distill folder: its rounds, largest K first), each checked to be a
+    student of ``run``'s weights; one line for a folder that is not one."""
+    from sde_edge.training.distill import TEACHER_FILE
+
+    if _STUDENTS.value and run is None:
+        raise app.UsageError("--students needs --workdir (the students' teacher), not --oracle")
+    students = []
     for text in _STUDENTS.value:
         path = Path(text)
         rounds = sorted(path.glob("steps_*"), key=lambda p: -int(p.name.split("_")[1])) if path.is_dir() else []
-        folders += rounds or [path]
-    runs = []
-    for folder in folders:
         try:
-            runs.append(load_run(folder))
+            found = [load_run(folder) for folder in rounds or [path]]
+            first_teacher = load_run(found[0].workdir / TEACHER_FILE) if (found[0].workdir / TEACHER_FILE).is_file() \
+                else None
         except (FileNotFoundError, ValueError) as error:
-            raise app.UsageError(f"--students {folder}: {error}") from None
-        if runs[-1].config.get("distill") is None:
-            raise app.UsageError(f"--students {folder}: not a distilled student (sde-edge distill makes them)")
-    return runs
+            raise app.UsageError(f"--students {text}: {error}") from None
+        if any(student.config.get("distill") is None for student in found) or first_teacher is None:
+            raise app.UsageError(f"--students {text}: not a distilled student (sde-edge distill makes them)")
+        if rounds and first_teacher.model_digest != run.model_digest:
+            raise app.UsageError(f"--students {text}: distilled from other weights than --workdir's newest "
+                                 f"checkpoint ({run.path}); distil it again")
+        students += found
+    return students
 
 
 def main(argv):
@@ -155,6 +163,7 @@ def main(argv):
     cache = SettingCache(out / "settings", {**identity, "n": _N.value})
     specs = [SamplerSpec.parse(text) for text in _SAMPLERS.value]
     steps = [int(k) for k in _STEPS.value]
+    students = _student_runs(None if _ORACLE.value else run)  # checked before anything is computed
     reference_label, reference_steps = "ddpm", max(steps)
     rows = []
     if _REFERENCE_REPORT.value:
@@ -181,11 +190,12 @@ def main(argv):
         lambda spec, k: fitted_grid_of(run, spec.name, k, spec.options))
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
                            out_dir=out, cache=cache, fitted=fitted)
-    for student in _student_runs():
+    for student in students:
+        student_identity = {"checkpoint": str(student.path), "step": student.step,
+                            "modified": student.path.stat().st_mtime_ns}
         rows += run_comparison(student.model, student.sde, shape, [SamplerSpec.parse("ddim")],
                                [int(student.config.distill.steps)], judge, seed=_SEED.value, out_dir=None,
-                               cache=SettingCache(out / "settings", {**identity, "checkpoint": str(student.path),
-                                                                     "step": student.step, "n": _N.value}),
+                               cache=SettingCache(out / "settings", {**identity, **student_identity, "n": _N.value}),
                                progress=False)
         rows[-1]["grid"] = "distilled"
     add_paired_differences(rows, judge, reference_label, reference_steps)
