@@ -216,3 +216,18 @@ def test_an_autoencoder_changed_after_a_run_encoded_its_latents_stops_the_resume
     again = _cli("train", f"--config={config}", f"--workdir={run}", "--progress=false", "--config.training.n_iters=10")
     assert "is not the one" in _one_line_naming_the_field(again)
     assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
+
+
+@pytest.mark.parametrize("arm, config", [("E", "shapes64_edge.py"), ("D", "shapes64_ddpm.py")])
+def test_the_latent_study_trains_with_the_recipe_of_configs_latent(arm, config):
+    """The study's runs and the user's configs carry the latent sweep's choice, not two recipes."""
+    from sde_edge.config import load_config
+    from sde_edge.experiments.studies import comparison_runs as cr
+
+    study = cr.run_of(cr.LATENT_SETTINGS[0], arm, 0).build_config()
+    user = load_config(ROOT / "configs" / "latent" / config)
+    for key in ("lr", "grad_clip"):
+        assert study.optim[key] == user.optim[key], key
+    assert study.model.ema_rate == user.model.ema_rate
+    paper = load_config(ROOT / "configs" / "paper" / config.replace("64", ""))
+    assert study.optim.lr != paper.optim.lr  # the latents chose another rate than 16 px pixels
