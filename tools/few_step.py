@@ -72,7 +72,7 @@ def _compare(out, steps, n, students):
 
 
 def _summary(out):
-    lines = [f"# Few-step sampling of {_WORKDIR.value}", "",
+    lines = [f"# Few-step sampling of {Path(_WORKDIR.value).name}", "",
              f"NFE to match {_REFERENCE.value} within 10% (point: FD within 10%; paired: the difference "
              "below 10% by two paired standard errors); none / not resolved: no step count of the table.", "",
              "| comparison | samples | series | point | paired |", "|---|---|---|---|---|"]
