@@ -53,3 +53,11 @@ def test_readme_results_are_the_kept_claims(tmp_path):
     path.write_text(json.dumps(claims))
     rebuilt = _rebuilt_readme(tmp_path, changed)
     assert "FD E 123.45 (was " in rebuilt and "FD E 123.45" not in README.read_text()
+
+
+def test_a_headline_cut_inside_a_parenthesis_closes_it():
+    from sde_edge.experiments.report import headline
+
+    assert headline("not every run is done yet (1 and 1 of 5 seeds evaluated; 25 min a run)") == \
+        "not every run is done yet (1 and 1 of 5 seeds evaluated)"
+    assert headline("FD 3.9 ± 0.1 vs 3.6 (6% higher); paired 0.2") == "FD 3.9 ± 0.1 vs 3.6 (6% higher)"

@@ -98,8 +98,10 @@ def load_claims(artifacts, order, claim_order=()):
 
 
 def headline(ours):
-    """The numbers of a claim's 'ours' text, without the arithmetic after them (its first clause)."""
-    return ours.split("; ")[0]
+    """The numbers of a claim's 'ours' text, without the arithmetic after them (its first clause; a
+    parenthesis the cut leaves open is closed)."""
+    first = ours.split("; ")[0]
+    return first + ")" * (first.count("(") - first.count(")"))
 
 
 def claims_table(claims, link_prefix=""):
