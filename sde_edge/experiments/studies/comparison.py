@@ -121,7 +121,8 @@ class Comparison(Study):
                       sweep=lines(sweep_table(sweep)), table=lines(arm_table(summary)), final=final,
                       metrics=lines(secondary_table(rows, {s.name: len(s.seeds) for s in self.settings(quick)}, final)),
                       n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs,
-                      recipes=chosen_recipes(sweep), samples=sample_lines(samples, self.name))
+                      recipes=chosen_recipes(sweep), samples=sample_lines(samples, self.name),
+                      curve=f" ![FD against iteration](reproduction/{self.name}/convergence.png)" if curve else "")
         values["extra"], extra = self.extras(root, quick, rows)
         template = section_template(self.title, self.intro, self.sweep_text if self.swept(quick) else "")
         template += "\n\n$extra"

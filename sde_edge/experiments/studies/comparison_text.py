@@ -145,14 +145,14 @@ data, recall when modes go missing).
 
 $metrics
 
-![FD per arm](reproduction/$name/fd.png) ![FD against iteration](reproduction/$name/convergence.png)
+![FD per arm](reproduction/$name/fd.png)$curve
 $samples
 """
 
 
 def section_template(title, intro, sweep=""):
-    """The section's Markdown (string.Template: $arms, $final, $metrics, $n, $recipes, $samples, $sweep, $table,
-    $name, $where); ``sweep``: the sweep's text (none without a sweep)."""
+    """The section's Markdown (string.Template: $arms, $curve, $final, $metrics, $n, $recipes, $samples, $sweep,
+    $table, $name, $where); ``sweep``: the sweep's text (none without a sweep)."""
     return "\n".join(["", f"## {title}", intro, *([sweep] if sweep else []), ARMS_TABLE])
 
 
