@@ -82,8 +82,9 @@ LATENT_RECIPES = (("E", (("optim.lr", 2e-3), ("optim.grad_clip", 0.0))),
 LATENT_SETTINGS = (
     Setting("shapes", 64, ("E", "D"), (0, 1, 2, 3, 4), 10_000, LATENT_64, role="latent64", space="latent",
             recipes=LATENT_RECIPES,
-            cost="25 min of training a run on one CPU thread beside a second job (10,000 steps at 0.15 s, "
-                 "measured; 6 min per 2,500-step sweep run), then the ddpm@500 evaluation of 1,000 decoded samples"),
+            cost="measured: 25 min of training a run on one CPU thread beside a second job (10,000 steps at "
+                 "0.15 s; 33 min beside two), 10.5 min of evaluation (ddpm@500, ddim@50 and dpmpp_2m@10 on 1,000 "
+                 "decoded samples each); 6 min per 2,500-step sweep run and 2 min for its evaluation"),
     Setting("shapes", 128, ("E", "D"), (0, 1, 2), 10_000, LATENT_128, role="latent128", space="latent",
             recipes=LATENT_RECIPES,
             cost="less than at 64 px a step (8 x 8 x 4 latents) once its f = 8 first stage is trained (by "
