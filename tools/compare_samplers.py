@@ -114,6 +114,11 @@ def replot(out):
     return 0
 
 
+def _checkpoint_identity(run):
+    """What a cached setting of ``run`` is keyed by: its checkpoint, step and the file's time."""
+    return {"checkpoint": str(run.path), "step": run.step, "modified": run.path.stat().st_mtime_ns}
+
+
 def _student_runs(run):
     """The runs --students names (a distill folder: its rounds, largest K first), each checked to be a
     student of ``run``'s weights; one line for a folder that is not one."""
@@ -158,8 +163,7 @@ def main(argv):
                              load_dataset(run.config.data, "test").first(10**9), primary=_METRIC.value)
         shape = image_shape(run.config, _N.value)
     identity = ({"oracle": _TAU.value} if _ORACLE.value else
-                {"checkpoint": str(run.path), "step": run.step, "modified": run.path.stat().st_mtime_ns,
-                 "features": judge.features.label, "metric": judge.primary})
+                {**_checkpoint_identity(run), "features": judge.features.label, "metric": judge.primary})
     cache = SettingCache(out / "settings", {**identity, "n": _N.value})
     specs = [SamplerSpec.parse(text) for text in _SAMPLERS.value]
     steps = [int(k) for k in _STEPS.value]
@@ -191,11 +195,10 @@ def main(argv):
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
                            out_dir=out, cache=cache, fitted=fitted)
     for student in students:
-        student_identity = {"checkpoint": str(student.path), "step": student.step,
-                            "modified": student.path.stat().st_mtime_ns}
         rows += run_comparison(student.model, student.sde, shape, [SamplerSpec.parse("ddim")],
                                [int(student.config.distill.steps)], judge, seed=_SEED.value, out_dir=None,
-                               cache=SettingCache(out / "settings", {**identity, **student_identity, "n": _N.value}),
+                               cache=SettingCache(out / "settings",
+                                                  {**identity, **_checkpoint_identity(student), "n": _N.value}),
                                progress=False)
         rows[-1]["grid"] = "distilled"
     add_paired_differences(rows, judge, reference_label, reference_steps)

@@ -52,13 +52,12 @@ def _cli(command, *args):
     _call(sys.executable, "-m", "sde_edge.cli", command, *args)
 
 
-def _has_grid(workdir, steps):
-    """Whether a grid kept for this run's newest weights and the sampler's defaults is there."""
-    from sde_edge.restore import load_run
+def _has_grid(run, steps):
+    """Whether a grid kept for ``run``'s newest weights and the sampler's defaults is there."""
     from sde_edge.sampling.fitted import fitted_grid_of
 
     try:
-        fitted_grid_of(load_run(workdir), _SAMPLER.value, steps, {})
+        fitted_grid_of(run, _SAMPLER.value, steps, {})
     except ValueError:
         return False
     return True
@@ -94,8 +93,11 @@ def main(argv):
     del argv
     out = Path(_OUT.value)
     out.mkdir(parents=True, exist_ok=True)
+    from sde_edge.restore import load_run
+
+    run = load_run(_WORKDIR.value)  # once: every step count's grid is checked against the same weights
     for steps in _STEPS.value:
-        if not _has_grid(_WORKDIR.value, int(steps)):
+        if not _has_grid(run, int(steps)):
             _cli("fit-grid", f"--workdir={_WORKDIR.value}", f"--sampler={_SAMPLER.value}", f"--steps={steps}",
                  f"--n={_FIT_N.value}", f"--reference_steps={_FIT_REFERENCE.value}")
     students = None
