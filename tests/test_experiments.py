@@ -28,7 +28,8 @@ VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 ANSWERS = {"weighting": ("yes, the bound", "no"),  # studies that answer a question of their own
            "comparison": ("edge noise better", "isotropic noise better", "DDPM loss better", "edge loss better",
                           "variance weighting better", "paper weighting better", "cosine better", "linear (E) better",
-                          "per-image map better", "batch map (E) better")}
+                          "per-image map better", "batch map (E) better"),
+           "latent": ("edge noise better", "isotropic noise better", "DDPM loss better", "edge loss better")}
 
 
 @pytest.fixture(scope="module")

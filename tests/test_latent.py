@@ -218,7 +218,8 @@ def test_an_autoencoder_changed_after_a_run_encoded_its_latents_stops_the_resume
     assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
 
 
-@pytest.mark.parametrize("arm, config", [("E", "shapes64_edge.py"), ("D", "shapes64_ddpm.py")])
+@pytest.mark.parametrize("arm, config", [("E", "shapes64_edge.py"), ("D", "shapes64_ddpm.py"),
+                                         ("D-sigma", "shapes64_isotropic_edge_loss.py")])
 def test_the_latent_study_trains_with_the_recipe_of_configs_latent(arm, config):
     """The study's runs and the user's configs carry the latent sweep's choice, not two recipes."""
     from sde_edge.config import load_config
@@ -230,4 +231,5 @@ def test_the_latent_study_trains_with_the_recipe_of_configs_latent(arm, config):
         assert study.optim[key] == user.optim[key], key
     assert study.model.ema_rate == user.model.ema_rate
     paper = load_config(ROOT / "configs" / "paper" / config.replace("64", ""))
-    assert study.optim.lr != paper.optim.lr  # the latents chose another rate than 16 px pixels
+    # the latents chose another recipe than 16 px pixels
+    assert (study.optim.lr, study.optim.grad_clip) != (paper.optim.lr, paper.optim.grad_clip)

@@ -223,12 +223,13 @@ class Comparison(Study):
         the paired difference."""
         by = {(s["setting"], s["arm"]): s for s in summary}
         names = {setting.role: setting.name for setting in self.settings(quick)}
+        arms = {setting.role: setting.arms for setting in self.settings(quick)}
         seeds = {setting.name: len(setting.seeds) for setting in self.settings(quick)}
         costs = {setting.name: f"; {setting.cost}" if setting.cost else "" for setting in self.settings(quick)}
         claims = []
         for name, (role, ours, baseline, answers) in DECOMPOSITION.items():
-            if role not in names:  # another study's setting, or one the quick budget leaves out
-                continue
+            if role not in names or not {ours, baseline} <= set(arms[role]):  # another study's setting, or
+                continue  # a setting or an arm the quick budget leaves out
             setting = names[role]
             a, b = by.get((setting, ours)), by.get((setting, baseline))
             label = f"{setting}, {final}, {ours} vs {baseline}"

@@ -19,7 +19,9 @@ CLAIMS = {
     "(1) unconditional FID, the paper's comparison on latents at 64 px": PAPER_LATENT,
     "(1) unconditional FID, the paper's comparison on latents at 128 px": PAPER_LATENT,
     "(1a) noise shape at equal loss (E vs D-sigma)": NOT_A_CLAIM,
+    "(1a) noise shape at equal loss, on latents at 64 px (E vs D-sigma)": NOT_A_CLAIM,
     "(1b) loss weighting at isotropic noise (D vs D-sigma)": NOT_A_CLAIM,
+    "(1b) loss weighting at isotropic noise, on latents at 64 px (D vs D-sigma)": NOT_A_CLAIM,
     "(1c) weighting inside the edge process (E-var vs E)": NOT_A_CLAIM,
     "(1d) released code: tau cosine in training (E-cosine vs E)": NOT_A_CLAIM,
     "(1d) released code: today's edge map (E-image-edge vs E)": NOT_A_CLAIM,
@@ -34,7 +36,9 @@ DECOMPOSITION = dict(zip(CLAIMS, (
     ("latent64", "E", "D", {}),
     ("latent128", "E", "D", {}),
     ("main", "E", "D-sigma", {"reproduced": "edge noise better", "not reproduced": "isotropic noise better"}),
+    ("latent64", "E", "D-sigma", {"reproduced": "edge noise better", "not reproduced": "isotropic noise better"}),
     ("main", "D", "D-sigma", {"reproduced": "DDPM loss better", "not reproduced": "edge loss better"}),
+    ("latent64", "D", "D-sigma", {"reproduced": "DDPM loss better", "not reproduced": "edge loss better"}),
     ("main", "E-var", "E", {"reproduced": "variance weighting better", "not reproduced": "paper weighting better"}),
     ("main", "E-cosine", "E", {"reproduced": "cosine better", "not reproduced": "linear (E) better"}),
     ("main", "E-image-edge", "E", {"reproduced": "per-image map better", "not reproduced": "batch map (E) better"}),
@@ -124,9 +128,11 @@ numbers with each other only.)
 
 $sweep"""
 LATENT_SWEEP = SWEEP_HEAD + """ The latents chose another recipe than the 16 px sweep (`configs/paper/`: lr
-5e-4, no clipping, for both): lr 2e-3 for E and lr 2e-3 with clipping at 1 for D, and the runs at 64
-and 128 px train with those (`configs/latent/` holds the same). D's choice is far ahead of its 16 px
-recipe here; E's is within a standard error of it.
+5e-4, no clipping, for E and D; lr 2e-3, no clipping, for D-sigma): lr 2e-3 for E, lr 2e-3 with
+clipping at 1 for D and lr 5e-4 with clipping at 1 for D-sigma, and the runs train with those
+(`configs/latent/` holds the same; 128 px runs E and D only). D's choice is far ahead of its 16 px
+recipe here; E's and D-sigma's are within about a standard error of theirs. D-sigma (isotropic
+noise, E's loss) takes D's gap apart: it tells the noise shape from the loss weighting.
 
 $sweep"""
 

@@ -1,7 +1,7 @@
-"""The study ``latent``: the paper's comparison (E vs D) on the latents of a first stage, at 64 px
-(f = 4, the kept first stage) and 128 px (f = 8, trained on demand), with the same protocol as
-``comparison`` (the validation-split sweep, the verdict at ddpm@500, paired over seeds), the
-reconstruction floor of each first stage, and the E - D gap across 16, 32, 64 and 128 px."""
+"""The study ``latent``: the paper's comparison (E vs D, and D-sigma at 64 px) on the latents of a
+first stage, at 64 px (f = 4, the kept first stage) and 128 px (f = 8, trained on demand), with the
+same protocol as ``comparison`` (the validation-split sweep, the verdict at ddpm@500, paired over
+seeds), the reconstruction floor of each first stage, and the E - D gap across 16, 32, 64 and 128 px."""
 import json
 import math
 from pathlib import Path
@@ -45,13 +45,19 @@ def reconstruction_floor(setting, root, quick, n):
     return metrics
 
 
-def _gap(rows, setting, final):
-    """(FD(E) - FD(D) paired over seeds, and relative to D's FD) of one setting's rows."""
-    paired = paired_differences(rows, setting, final, "E", "D")
-    fd_d = [r["fd"] for r in rows if r["setting"] == setting and r["arm"] == "D" and r["sampler"] == final]
+def _gap(rows, setting, final, arm="E", baseline="D"):
+    """(seeds, FD(arm) - FD(baseline) paired over seeds and its s.e., both relative to the baseline's FD
+    in %) of one setting's rows."""
+    paired = paired_differences(rows, setting, final, arm, baseline)
+    fd = [r["fd"] for r in rows if r["setting"] == setting and r["arm"] == baseline and r["sampler"] == final]
     mean, se = mean_and_stderr(paired)
-    base = sum(fd_d) / len(fd_d) if fd_d else math.nan
+    base = sum(fd) / len(fd) if fd else math.nan
     return len(paired), mean, se, 100 * mean / base, 100 * se / base
+
+
+def _gap_cell(rows, setting, final, arm, baseline):
+    n, mean, se, relative, relative_se = _gap(rows, setting, final, arm, baseline)
+    return f"{pm(mean, se)} ({pm(relative, relative_se)}%, {n} seeds)" if n > 1 else "-"
 
 
 def _rows(path):
@@ -70,8 +76,8 @@ class LatentComparison(Comparison):
     position = 12
     title = "The paper's comparison in latent space, at 64 and 128 px (claim 1, the paper's Table 2)"
     claims = tuple(c for c, (role, *_) in DECOMPOSITION.items() if role in ("latent64", "latent128"))
-    summary = "E vs D on a first stage's latents: 64 px (f = 4, 5 seeds) and 128 px (f = 8, 3 seeds)"
-    sweep_arms = ("E", "D")
+    summary = "E vs D (and D-sigma) on a first stage's latents: 64 px (f = 4, 5 seeds) and 128 px (f = 8, 3 seeds)"
+    sweep_arms = ("E", "D", "D-sigma")
     intro = INTRO_LATENT
     sweep_text = LATENT_SWEEP
 
@@ -81,26 +87,31 @@ class LatentComparison(Comparison):
     def extras(self, root, quick, rows):
         final = cr.protocols(quick)[0]
         label = f"{final.sampler}@{final.steps}"
-        floors, table = {}, ["| setting | first stage | reconstruction floor (FD) | FD of E | FD of D |",
-                             "|---|---|---|---|---|"]
+        arms = list(dict.fromkeys(arm for setting in self.settings(quick) for arm in setting.arms))
+        floors, table = {}, ["| setting | first stage | reconstruction floor (FD) | " +
+                             " | ".join(f"FD of {arm}" for arm in arms) + " |", "|---|---|---|" + "---|" * len(arms)]
         for setting in self.settings(quick):
             try:
                 floors[setting.name] = reconstruction_floor(setting, root, quick, final.n)
             except Pending:
                 continue
-            fd = {arm: mean_and_stderr([r["fd"] for r in rows if r["setting"] == setting.name and r["arm"] == arm
-                                        and r["sampler"] == label]) for arm in ("E", "D")}
+            fds = {arm: [r["fd"] for r in rows if r["setting"] == setting.name and r["arm"] == arm
+                         and r["sampler"] == label] for arm in arms}
+            fd = [pm(*mean_and_stderr(fds[arm])) if fds[arm] else "-" for arm in arms]
             floor = floors[setting.name]
-            table.append(f"| {setting.name} | f = {floor['factor']} | {pm(floor['fd'], floor['fd_stderr'])} "
-                         f"| {pm(*fd['E'])} | {pm(*fd['D'])} |")
+            table.append(f"| {setting.name} | f = {floor['factor']} | {pm(floor['fd'], floor['fd_stderr'])} | "
+                         + " | ".join(fd) + " |")
         comparison = Path(root) / "comparison" / "per_seed.csv"
         pixel = _rows(comparison if comparison.exists() else PUBLISHED / "comparison" / "per_seed.csv")
-        gaps = ["| setting | seeds | E - D (paired FD) | relative to D's FD |", "|---|---|---|---|"]
+        gaps = ["| setting | seeds | E - D (paired FD) | relative to D's FD | E - D-sigma (noise shape) | "
+                "D - D-sigma (loss weighting) |", "|---|---|---|---|---|---|"]
         for setting, these in [(s, pixel) for s in ("shapes16", "shapes32")] + [
                 (s.name, rows) for s in self.settings(quick)]:
             n, mean, se, relative, relative_se = _gap(these, setting, label)
             if n:
-                gaps.append(f"| {setting} | {n} | {pm(mean, se)} | {pm(relative, relative_se)}% |")
+                gaps.append(f"| {setting} | {n} | {pm(mean, se)} | {pm(relative, relative_se)}% | "
+                            f"{_gap_cell(these, setting, label, 'E', 'D-sigma')} | "
+                            f"{_gap_cell(these, setting, label, 'D', 'D-sigma')} |")
         text = ("### The reconstruction floor\n\n" + "\n".join(table) +
                 "\n\n### The E - D gap across resolutions\n\n" + "\n".join(gaps))
         return text, {"floors": floors}
