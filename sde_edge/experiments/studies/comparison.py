@@ -123,7 +123,7 @@ class Comparison(Study):
                       n=cr.protocols(quick)[0].n, name=self.name, where=self.where_runs,
                       recipes=chosen_recipes(sweep), samples=sample_lines(samples, self.name),
                       curve=f" ![FD against iteration](reproduction/{self.name}/convergence.png)" if curve else "")
-        values["extra"], extra = self.extras(root, quick, rows)
+        values["extra"], extra = self.extras(root, out, quick, rows)
         template = section_template(self.title, self.intro, self.sweep_text if self.swept(quick) else "")
         template += "\n\n$extra"
         write_section(out, template, values, claims, {**extra, "rows": rows, "summary": summary, "sweep": sweep,
@@ -132,8 +132,9 @@ class Comparison(Study):
                                                            for k, v in diverged.items()]}, pending)
         return summary
 
-    def extras(self, root, quick, rows):
-        """(Markdown after the section's tables, more results): what a subclass adds (nothing here)."""
+    def extras(self, root, out, quick, rows):
+        """(Markdown after the section's tables, more results; figures go to ``out``): what a subclass
+        adds (nothing here)."""
         return "", {}
 
     def _sweep(self, root, quick):

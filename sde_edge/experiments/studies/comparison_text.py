@@ -92,6 +92,20 @@ beside the **reconstruction floor**: the FD of the test images passed through th
 the first stage alone costs. Verdicts as at 16 px: the paired difference FD(E) - FD(D) over the
 training seeds, of $final with $n samples per seed, more than two standard errors from 0 either way."""
 
+# str.format: the study's per-t denoising errors (sde_edge/experiments/denoising.py)
+DENOISING = """
+
+### Where in time the arms differ
+
+The error of x0_hat, mean over the elements of the first {n} test latents of {setting} of
+(x0_hat - x0)^2, each arm's EMA weights of training seed {seed}, x_t from each arm's own process with
+one noise draw shared by all (ratios to D-sigma in brackets). D and D-sigma see the same x_t at every
+t (both isotropic), E the same past t_phi = 0.5; a sample's layout is decided at large t.
+
+{table}
+
+![x0 error against t]({figure})"""
+
 SWEEP_HEAD = """
 ### The recipe sweep
 

@@ -7,13 +7,20 @@ import math
 from pathlib import Path
 
 from sde_edge.data import load_dataset
+from sde_edge.experiments.denoising import denoising_errors, denoising_figure, denoising_table
 from sde_edge.experiments.evaluate import Pending, features_for, mean_and_stderr, require_compute, write_json_atomically
 from sde_edge.experiments.registry import register
 from sde_edge.experiments.report import pm
 from sde_edge.experiments.runs import first_stage_path
 from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.experiments.studies.comparison import Comparison
-from sde_edge.experiments.studies.comparison_text import DECOMPOSITION, INTRO_LATENT, LATENT_SWEEP, paired_differences
+from sde_edge.experiments.studies.comparison_text import (
+    DECOMPOSITION,
+    DENOISING,
+    INTRO_LATENT,
+    LATENT_SWEEP,
+    paired_differences,
+)
 from sde_edge.metrics.report import sample_quality
 from sde_edge.tables import read_csv
 
@@ -84,7 +91,7 @@ class LatentComparison(Comparison):
     def settings(self, quick):
         return cr.LATENT_QUICK_SETTINGS if quick else cr.LATENT_SETTINGS
 
-    def extras(self, root, quick, rows):
+    def extras(self, root, out, quick, rows):
         final = cr.protocols(quick)[0]
         label = f"{final.sampler}@{final.steps}"
         arms = list(dict.fromkeys(arm for setting in self.settings(quick) for arm in setting.arms))
@@ -114,4 +121,23 @@ class LatentComparison(Comparison):
                             f"{_gap_cell(these, setting, label, 'D', 'D-sigma')} |")
         text = ("### The reconstruction floor\n\n" + "\n".join(table) +
                 "\n\n### The E - D gap across resolutions\n\n" + "\n".join(gaps))
-        return text, {"floors": floors}
+        errors = self._denoising(root, quick, out)
+        if errors:
+            text += DENOISING.format(setting=errors["setting"], n=errors["n"], seed=errors["seed"],
+                                     table="\n".join(denoising_table(errors, reference="D-sigma")),
+                                     figure=f"reproduction/{self.name}/denoising.png")
+        return text, {"floors": floors, "denoising": errors}
+
+    def _denoising(self, root, quick, out):
+        """The per-t denoising error of the first training seed of each arm where D-sigma is trained
+        (its figure goes to ``out``); None while a run is missing."""
+        setting = next(s for s in self.settings(quick) if "D-sigma" in s.arms)
+        seed = setting.seeds[0]
+        try:
+            errors = denoising_errors(setting, {arm: cr.run_of(setting, arm, seed) for arm in setting.arms},
+                                      root, quick)
+        except Pending:
+            return None
+        denoising_figure(errors, Path(out) / "denoising.png", f"{setting.name}, training seed {seed}: "
+                         "the error of x0_hat against t")
+        return {**errors, "setting": setting.name, "seed": seed}
