@@ -104,3 +104,51 @@ def test_a_kept_picture_is_the_one_kept_for_this_spec_and_nothing_else(tmp_path)
         assert kept.kept_picture(spec, "ddpm500_n1000_seed0") is None  # a record made afresh holds no picture
     finally:
         kept.set_kept(None)
+
+
+def test_a_derived_result_is_computed_once_kept_and_made_again_for_other_inputs(tmp_path):
+    from sde_edge.experiments.evaluate import derived_result
+
+    calls = []
+
+    def compute(value):
+        def run():
+            calls.append(value)
+            return {"fd": value}
+        return run
+
+    made_for = {"first_stage": "stage-a", "digest": "abc", "n": 1000}
+    kept.set_kept(tmp_path / "kept")
+    try:
+        assert derived_result("floor-x", made_for, tmp_path / "root", compute(1.0)) == {"fd": 1.0}
+        # a new session: the trainings root is gone, the checkout's kept copy answers
+        assert derived_result("floor-x", made_for, tmp_path / "other-root", compute(2.0)) == {"fd": 1.0}
+        # other weights (another digest): made again, and that replaces the kept copy
+        assert derived_result("floor-x", {**made_for, "digest": "def"}, tmp_path / "root", compute(3.0)) == {"fd": 3.0}
+        assert kept.kept_result("floor-x", made_for) is None
+    finally:
+        kept.set_kept(None)
+    assert calls == [1.0, 3.0]
+    # keeping off: the root's cache still answers for the inputs it was made for, not for others
+    assert derived_result("floor-x", {**made_for, "digest": "def"}, tmp_path / "root", compute(4.0)) == {"fd": 3.0}
+    assert derived_result("floor-x", made_for, tmp_path / "root", compute(5.0)) == {"fd": 5.0}
+
+
+def test_a_kept_file_seeds_an_empty_cache_and_a_new_one_is_kept(tmp_path):
+    cache, folder = tmp_path / "cache" / "classifier.pt", tmp_path / "kept"
+    kept.set_kept(folder)
+    try:
+        with kept.kept_file(cache, "classifiers"):  # nothing anywhere: the body builds it
+            assert not cache.exists()
+            cache.parent.mkdir(parents=True)
+            cache.write_bytes(b"weights-1")
+        assert (folder / "classifiers" / "classifier.pt").read_bytes() == b"weights-1"
+        cache.unlink()  # a new session's empty cache
+        with kept.kept_file(cache, "classifiers"):
+            assert cache.read_bytes() == b"weights-1"
+        cache.write_bytes(b"weights-2")  # a cache trained elsewhere: the kept copy is what is measured with
+        with kept.kept_file(cache, "classifiers"):
+            assert cache.read_bytes() == b"weights-1"
+        assert (folder / "classifiers" / "classifier.pt").read_bytes() == b"weights-1"
+    finally:
+        kept.set_kept(None)

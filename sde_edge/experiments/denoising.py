@@ -3,13 +3,13 @@ test data perturbed by its own forward process, one noise draw shared by every a
 processes coincide (isotropic noise, or the edge process past t_phi) they see the same x_t, so the
 error tells where in time one model is better than another: a loss weighting moves accuracy
 between small and large t, and a sample's layout is decided at large t."""
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sde_edge.experiments.evaluate import Pending, require_compute, write_json_atomically
+from sde_edge.experiments.evaluate import Pending, derived_result, require_compute
+from sde_edge.experiments.kept import fingerprint
 from sde_edge.score import Denoiser
 
 TIMES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
@@ -33,27 +33,26 @@ def x0_errors(models, x0, times=TIMES, seed=0):
 
 def denoising_errors(setting, runs, root, quick, n=256):
     """``x0_errors`` of the trained runs {arm: RunSpec} (EMA weights) on the first ``n`` test images of
-    ``setting`` (encoded for a latent run), kept in ROOT/evals/denoising-<setting>.json; ``Pending``
-    until every run is trained (computed by the worker of the first arm's run)."""
-    from sde_edge.data import load_dataset
-    from sde_edge.restore import load_run
+    ``setting`` (encoded for a latent run), kept (``derived_result``) for those runs' specs;
+    ``Pending`` until every run is trained (computed by the worker of the first arm's run)."""
+    made_for = {"runs": {arm: fingerprint(spec, quick) for arm, spec in runs.items()}, "n": n, "times": list(TIMES)}
 
-    cache = Path(root) / "evals" / f"denoising-{setting.name}{'-quick' if quick else ''}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    first = next(iter(runs.values()))
-    require_compute(f"the denoising errors of {setting.name}", first.key)
-    workdirs = {arm: Path(root) / "trainings" / spec.key for arm, spec in runs.items()}
-    if not all((w / "checkpoints").is_dir() for w in workdirs.values()):
-        raise Pending(f"the denoising errors of {setting.name} (every arm's run trained first)")
-    loaded = {arm: load_run(w) for arm, w in workdirs.items()}
-    some = next(iter(loaded.values()))
-    images = load_dataset(some.config.data, "test").first(n)
-    result = {"times": list(TIMES), "n": len(images), "runs": {arm: s.key for arm, s in runs.items()},
-              "errors": x0_errors({arm: (r.model, r.sde) for arm, r in loaded.items()}, some.encode(images))}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(result, cache)
-    return result
+    def compute():
+        from sde_edge.data import load_dataset
+        from sde_edge.restore import load_run
+
+        first = next(iter(runs.values()))
+        require_compute(f"the denoising errors of {setting.name}", first.key)
+        workdirs = {arm: Path(root) / "trainings" / spec.key for arm, spec in runs.items()}
+        if not all((w / "checkpoints").is_dir() for w in workdirs.values()):
+            raise Pending(f"the denoising errors of {setting.name} (every arm's run trained first)")
+        loaded = {arm: load_run(w) for arm, w in workdirs.items()}
+        some = next(iter(loaded.values()))
+        images = load_dataset(some.config.data, "test").first(n)
+        return {"times": list(TIMES), "n": len(images), "runs": {arm: s.key for arm, s in runs.items()},
+                "errors": x0_errors({arm: (r.model, r.sde) for arm, r in loaded.items()}, some.encode(images))}
+
+    return derived_result(f"denoising-{setting.name}{'-quick' if quick else ''}", made_for, root, compute)
 
 
 def denoising_table(result, reference=None):

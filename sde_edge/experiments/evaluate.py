@@ -16,9 +16,10 @@ import torch
 from sde_edge.config import image_shape
 from sde_edge.data.datasets import load_dataset
 from sde_edge.devices import describe_device, resolve_device
-from sde_edge.experiments.kept import keep_evaluation, kept_evaluation
+from sde_edge.experiments.kept import keep_evaluation, keep_result, kept_evaluation, kept_file, kept_result
 from sde_edge.experiments.runs import workdir_of
 from sde_edge.figures import save_grid
+from sde_edge.metrics.classifier import classifier_path
 from sde_edge.metrics.features import ClassifierFeatures
 from sde_edge.metrics.report import sample_quality
 from sde_edge.processes.registry import build_sde
@@ -93,8 +94,29 @@ _FEATURES = {}
 def features_for(config):
     key = (config.data.dataset, config.data.image_size, config.data.num_channels)
     if key not in _FEATURES:
-        _FEATURES[key] = ClassifierFeatures(*key, progress=False)
+        with kept_file(classifier_path(*key), "classifiers"):
+            _FEATURES[key] = ClassifierFeatures(*key, progress=False)
     return _FEATURES[key]
+
+
+def derived_result(name, made_for, root, compute):
+    """A result a study derives from several runs or from a first stage (a reconstruction floor, a
+    diagnostic over the arms): kept in the checkout (``kept_result``), else cached in
+    ROOT/evals/<name>.json, else ``compute()`` (which may raise ``Pending``); cached and kept once
+    known, each with ``made_for``, so that a result made for other inputs is made again."""
+    value = kept_result(name, made_for)
+    if value is not None:
+        return value
+    cache = Path(root) / "evals" / f"{name}.json"
+    cached = json.loads(cache.read_text()) if cache.exists() else {}
+    if cached.get("made_for") == json.loads(json.dumps(made_for)):
+        value = cached["value"]
+    else:
+        value = compute()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically({"made_for": made_for, "value": value}, cache)
+    keep_result(name, made_for, value)
+    return value
 
 
 def _low_resolution_l2(a, b, factor=4):

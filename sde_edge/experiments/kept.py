@@ -2,6 +2,9 @@
 (``paper_appendix/reproduction/kept/<run>.json``), so that the report outlives the trainings root
 (a fresh checkout, another machine, a session whose disk did not survive).
 
+Results a study derives from several runs (a first stage's reconstruction floor, a diagnostic
+over the arms) are kept the same way under ``kept/derived/``, each with what it was made for.
+
 A run's record holds the run it was measured for (config file, seed, overrides), its training facts
 (wall minutes, median gradient norm, share of clipped steps: read from its metrics.csv once it is
 trained), its divergence if it diverged, every evaluation of it by checkpoint step and protocol
@@ -16,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 _STORE = {"folder": None}
@@ -163,6 +167,53 @@ def kept_records():
         return []
     return [(path.stem, json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))
             if not path.name.startswith("_")]
+
+
+DERIVED = "derived"  # kept/derived/<name>.json: a study's results over several runs (not a run's record)
+
+
+def kept_result(name, made_for):
+    """A study-level result kept as ``kept/derived/<name>.json`` (a reconstruction floor, a diagnostic
+    over several runs), or ``None``: nothing kept, keeping off, or kept for something else than
+    ``made_for`` (a JSON-able description of its inputs: the first stage's digest, the runs' specs)."""
+    path = None if _STORE["folder"] is None else _STORE["folder"] / DERIVED / f"{name}.json"
+    if path is None or not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return data["value"] if data.get("made_for") == _plain(made_for) else None
+
+
+def keep_result(name, made_for, value):
+    """Keep ``value`` as the study-level result ``name`` made for ``made_for`` (see ``kept_result``)."""
+    if _STORE["folder"] is None:
+        return
+    path = _STORE["folder"] / DERIVED / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"made_for": _plain(made_for), "value": _plain(value)}, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+@contextmanager
+def kept_file(cache_file, kind):
+    """A cached file the studies measure with (a dataset classifier, whose features every FD is in),
+    kept as ``kept/<kind>/<its name>``: the kept copy replaces the cache's on entry (the checkout's
+    copy is the one the kept numbers were measured with), and a file first built in the cache is kept
+    on exit, so that every session and machine measures with the same weights."""
+    cache_file = Path(cache_file)
+    kept = None if _STORE["folder"] is None else _STORE["folder"] / kind / cache_file.name
+    if kept is not None and kept.exists() and (
+            not cache_file.exists() or cache_file.read_bytes() != kept.read_bytes()):
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.tmp")
+        shutil.copyfile(kept, tmp)
+        tmp.replace(cache_file)
+    yield
+    if kept is not None and cache_file.exists() and not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_name(f".{kept.name}.tmp")
+        shutil.copyfile(cache_file, tmp)
+        tmp.replace(kept)
 
 
 EARLIER = "_earlier.json"  # {study: {compute column: value}}: compute recorded before its runs were kept

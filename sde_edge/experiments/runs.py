@@ -30,12 +30,12 @@ QUICK_MILESTONE = 10
 
 FIRST_STAGE_FIELD = "data.latent.autoencoder"
 # first stages the studies train on demand ("first_stage:NAME" in a run's overrides), into the cache
-FIRST_STAGE_CONFIGS = {"shapes128": ("latent/shapes128_autoencoder.py", {}),
-                       "quick": ("latent/shapes64_autoencoder.py", {
-                           "data.dataset": "digits", "data.image_size": 8, "autoencoder.block_out_channels": (8, 8),
-                           "autoencoder.num_groups": 4, "training.n_iters": 10, "training.batch_size": 16,
-                           "training.eval_freq": 0, "training.checkpoint_freq": 10, "eval.batch_size": 64,
-                           "eval.scale_images": 256, "eval.psnr_images": 64, "device": "cpu"})}
+# (the study's own first stages are kept in the checkout; --quick trains its tiny one)
+FIRST_STAGE_CONFIGS = {"quick": ("latent/shapes64_autoencoder.py", {
+    "data.dataset": "digits", "data.image_size": 8, "autoencoder.block_out_channels": (8, 8),
+    "autoencoder.num_groups": 4, "training.n_iters": 10, "training.batch_size": 16, "training.eval_freq": 0,
+    "training.checkpoint_freq": 10, "eval.batch_size": 64, "eval.scale_images": 256, "eval.psnr_images": 64,
+    "device": "cpu"})}
 
 
 def first_stage_path(value):

@@ -104,13 +104,18 @@ def block_scales(model, images, batch_size=500):
     return (squares / counts).sqrt()
 
 
+def classifier_path(dataset, size, channels):
+    """Where the classifier of one labelled dataset, resolution and channel count is cached."""
+    return cache_root() / "classifiers" / f"{dataset}-{size}px-{channels}ch-v{_VERSION}.pt"
+
+
 def load_classifier(dataset, size, channels, progress=True):
     """(classifier, held-out accuracy) for a labelled embedded dataset: from the cache, or trained now."""
     if dataset not in LABELLED_EMBEDDED:
         raise ValueError(
             f"--features classifier needs a labelled embedded dataset {LABELLED_EMBEDDED}, got {dataset!r}"
         )
-    path = cache_root() / "classifiers" / f"{dataset}-{size}px-{channels}ch-v{_VERSION}.pt"
+    path = classifier_path(dataset, size, channels)
     num_classes = int(_data(dataset, size, channels, "test").labels.max()) + 1
 
     def trained():

@@ -2,13 +2,18 @@
 first stage, at 64 px (f = 4, the kept first stage) and 128 px (f = 8, trained on demand), with the
 same protocol as ``comparison`` (the validation-split sweep, the verdict at ddpm@500, paired over
 seeds), the reconstruction floor of each first stage, and the E - D gap across 16, 32, 64 and 128 px."""
-import json
 import math
 from pathlib import Path
 
 from sde_edge.data import load_dataset
 from sde_edge.experiments.denoising import denoising_errors, denoising_figure, denoising_table
-from sde_edge.experiments.evaluate import Pending, features_for, mean_and_stderr, require_compute, write_json_atomically
+from sde_edge.experiments.evaluate import (
+    Pending,
+    derived_result,
+    features_for,
+    mean_and_stderr,
+    require_compute,
+)
 from sde_edge.experiments.registry import register
 from sde_edge.experiments.report import pm
 from sde_edge.experiments.runs import first_stage_path
@@ -30,26 +35,26 @@ PUBLISHED = Path(__file__).resolve().parents[3] / "paper_appendix" / "reproducti
 def reconstruction_floor(setting, root, quick, n):
     """FD (and the rest of ``sample_quality``) of the first ``n`` test images passed through the
     setting's first stage, against the whole test split: the part of any latent model's FD that
-    the autoencoder alone explains. Computed once (by the --shard worker of E's first seed), kept in
-    ROOT/evals/floor-<setting>.json."""
-    cache = Path(root) / "evals" / f"floor-{setting.name}{'-quick' if quick else ''}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
+    the autoencoder alone explains. Computed once (by the --shard worker of E's first seed) and kept
+    (``derived_result``) for that first stage's weights."""
     spec = cr.run_of(setting, "E", setting.seeds[0])
-    require_compute(f"the reconstruction floor of {setting.name}", spec.key)  # the worker of E's first seed
-    config = spec.build_config(quick)
-    from sde_edge.latent.first_stage import load_first_stage
+    value = dict(spec.overrides)["data.latent.autoencoder"]
+    from sde_edge.latent.first_stage import describe, load_first_stage
 
-    stage = load_first_stage(first_stage_path(dict(spec.overrides)["data.latent.autoencoder"]),
-                             channels=config.data.num_channels, image_size=config.data.image_size)
-    test = load_dataset(config.data, "test")
-    reference = test.first(len(test))
-    reconstructed = stage.decode(stage.encode(reference[:n], 250), 250)
-    metrics = {**sample_quality(reconstructed, reference, features_for(config), progress=False),
-               "factor": stage.factor, "first_stage": dict(spec.overrides)["data.latent.autoencoder"]}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(metrics, cache)
-    return metrics
+    path = first_stage_path(value)
+    made_for = {"first_stage": value, "digest": describe(path)["digest"] if path.exists() else None, "n": n}
+
+    def compute():
+        require_compute(f"the reconstruction floor of {setting.name}", spec.key)  # the worker of E's first seed
+        config = spec.build_config(quick)
+        stage = load_first_stage(path, channels=config.data.num_channels, image_size=config.data.image_size)
+        test = load_dataset(config.data, "test")
+        reference = test.first(len(test))
+        reconstructed = stage.decode(stage.encode(reference[:n], 250), 250)
+        return {**sample_quality(reconstructed, reference, features_for(config), progress=False),
+                "factor": stage.factor, "first_stage": value}
+
+    return derived_result(f"floor-{setting.name}{'-quick' if quick else ''}", made_for, root, compute)
 
 
 def _gap(rows, setting, final, arm="E", baseline="D"):
