@@ -147,8 +147,15 @@ def test_precision_recall_of_disjoint_and_equal_sets():
 
 
 # --- shapes and the Inception path -----------------------------------------------------------------------
-def test_shapes_classifier_is_accurate():
-    assert ClassifierFeatures("shapes", 16, 1, progress=False).accuracy >= 0.98
+def test_shapes_classifier_is_accurate_and_its_label_names_its_weights():
+    import hashlib
+
+    from sde_edge.metrics.classifier import classifier_path
+
+    features = ClassifierFeatures("shapes", 16, 1, progress=False)
+    assert features.accuracy >= 0.98
+    digest = hashlib.sha256(classifier_path("shapes", 16, 1).read_bytes()).hexdigest()[:12]
+    assert features.label == f"classifier (shapes, 16px, held-out accuracy {features.accuracy:.4f}, weights {digest})"
 
 
 def test_the_classifiers_block_scales_over_batches_equal_the_whole_sets():

@@ -216,6 +216,15 @@ def kept_file(cache_file, kind):
         tmp.replace(kept)
 
 
+def kept_file_digest(cache_file, kind):
+    """SHA-256 of the copy of a cached file that ``kept_file`` would measure with (the kept one where
+    there is one, else the cache's), or ``None`` while neither exists: what a derived result made in
+    that file's features was made for."""
+    kept = None if _STORE["folder"] is None else _STORE["folder"] / kind / Path(cache_file).name
+    path = kept if kept is not None and kept.exists() else Path(cache_file)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
 EARLIER = "_earlier.json"  # {study: {compute column: value}}: compute recorded before its runs were kept
 
 

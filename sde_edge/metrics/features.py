@@ -12,6 +12,7 @@ The Inception weights are read from $SDE_EDGE_INCEPTION or ``--inception_path`` 
 $SDE_EDGE_INCEPTION_URL if set, e.g. a mirror) with a timeout into a temp file and renamed into
 place; offline, the error says in one line where to put the file, and nothing is left half-written.
 """
+import hashlib
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sde_edge.metrics.classifier import LABELLED_EMBEDDED, load_classifier
+from sde_edge.metrics.classifier import LABELLED_EMBEDDED, classifier_path, load_classifier
 
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 INCEPTION_FILE = "inception-2015-12-05.pt"
@@ -115,7 +116,11 @@ class ClassifierFeatures:
 
     def __init__(self, dataset, image_size, channels, progress=True):
         self.model, self.accuracy = load_classifier(dataset, image_size, channels, progress=progress)
-        self.label = f"classifier ({dataset}, {image_size}px, held-out accuracy {self.accuracy:.4f})"
+        # the weights' digest names the feature space: a classifier retrained from the same seed on
+        # another thread count or build has the same accuracy and other FDs
+        weights = hashlib.sha256(classifier_path(dataset, image_size, channels).read_bytes()).hexdigest()[:12]
+        self.label = (f"classifier ({dataset}, {image_size}px, held-out accuracy {self.accuracy:.4f}, "
+                      f"weights {weights})")
         self.dataset = dataset
 
     @torch.no_grad()

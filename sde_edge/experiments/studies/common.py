@@ -66,7 +66,7 @@ class Budget:
 
 def metrics_row(metrics, **labels):
     """One CSV row: the labels, the scalar metrics, SWD per band and the classifier's label shares."""
-    row = dict(labels)
+    row = dict(labels, features=metrics.get("features", ""))  # the feature space the metrics are in
     row.update({k: metrics.get(k) for k in ("fd", "fd_stderr", "kid", "kid_std", "precision", "recall", "density",
                                              "coverage", "swd_mean", "confident", "class_preserved", "low_res_l2")
                 if k in metrics})

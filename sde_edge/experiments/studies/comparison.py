@@ -24,12 +24,12 @@ from sde_edge.experiments.studies.comparison_text import (
     arm_table,
     chosen_recipes,
     minutes_by_device,
-    paired_differences,
     sample_lines,
     secondary_table,
     section_template,
     sweep_table,
 )
+from sde_edge.experiments.studies.pairing import mixed_spaces, paired_differences, seeds_to_resolve
 from sde_edge.tables import write_csv
 from sde_edge.training.trainer import DivergenceError
 
@@ -189,8 +189,8 @@ class Comparison(Study):
         # from the tables of an earlier report has the run's total only: its evaluations carry none)
         minutes = sum(seconds) / 60 if None not in seconds else facts.get("eval_minutes", math.nan)
         for row in rows:
-            row.update(grad_norm_median=facts.get("grad_norm_median", math.nan),
-                       clipped_share=facts.get("clipped_share", math.nan),
+            row.update(grad_norm_median=facts.get("grad_norm_median"),  # None (unrecorded): left out of means
+                       clipped_share=facts.get("clipped_share"),
                        train_minutes=facts.get("train_minutes", math.nan), eval_minutes=minutes,
                        trained_on=facts.get("trained_on", ""))
         return rows
@@ -242,6 +242,10 @@ class Comparison(Study):
                 claims.append(claim_row(name, label, CLAIMS[name], f"training diverged ({'; '.join(lost)})",
                                         "diverged", "-"))
                 continue
+            mixed = mixed_spaces(rows, setting, final, (ours, baseline))
+            if mixed:  # a verdict waits until both arms are measured in one classifier
+                claims.append(claim_row(name, label, CLAIMS[name], f"{ours} and {baseline} {mixed}", "pending", "-"))
+                continue
             if not (a and b and a["complete"] and b["complete"]):
                 done = f"{a['seeds'] if a else 0} and {b['seeds'] if b else 0} of {seeds[setting]} seeds"
                 interim = (f"; interim paired difference {ours} - {baseline} over the {len(paired)} seeds both "
@@ -263,13 +267,6 @@ class Comparison(Study):
             claims.append(claim_row(name, label, CLAIMS[name], text, answers.get(verdict, verdict),
                                     f"[fd.png](reproduction/{self.name}/fd.png)"))
         return claims
-
-
-def seeds_to_resolve(mean, se, n, z=2.0):
-    """How many seeds would put a paired difference of this mean and seed spread z standard errors
-    from 0 (what an inconclusive row would need, if more seeds changed neither)."""
-    spread = se * math.sqrt(n)
-    return f"at this mean and seed spread, about {math.ceil((z * spread / abs(mean)) ** 2)} seeds would resolve it"
 
 
 def diverged_at(error):

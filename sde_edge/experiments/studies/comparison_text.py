@@ -6,6 +6,7 @@ import statistics
 from sde_edge.experiments.evaluate import mean_and_stderr
 from sde_edge.experiments.report import pm
 from sde_edge.experiments.studies.common import lines
+from sde_edge.experiments.studies.pairing import paired_differences
 
 PAPER_GAIN = 0.3  # the largest FID reduction the paper's Table 1 reports against its DDPM
 PAPER_1 = f"up to {PAPER_GAIN:.0%} lower FID than DDPM (Table 1)"
@@ -248,13 +249,6 @@ def arm_table(summary):
 # the metrics of the E vs D table: (column, key in the rows, whether lower is better)
 SECONDARY = (("FD", "fd", True), ("KID", "kid", True), ("precision", "precision", False),
              ("recall", "recall", False), ("coverage", "coverage", False), ("SWD", "swd_mean", True))
-
-
-def paired_differences(rows, setting, sampler, ours, baseline, metric="fd"):
-    """metric(ours) - metric(baseline) per training seed that both arms have evaluated with ``sampler``."""
-    value = {(r["arm"], r["seed"]): r.get(metric) for r in rows if r["setting"] == setting and r["sampler"] == sampler}
-    return [value[ours, seed] - value[baseline, seed] for arm, seed in sorted(value)
-            if arm == ours and (baseline, seed) in value and None not in (value[ours, seed], value[baseline, seed])]
 
 
 def secondary_table(rows, settings, sampler, ours="E", baseline="D"):

@@ -14,18 +14,15 @@ from sde_edge.experiments.evaluate import (
     mean_and_stderr,
     require_compute,
 )
+from sde_edge.experiments.kept import kept_file_digest
 from sde_edge.experiments.registry import register
 from sde_edge.experiments.report import pm
 from sde_edge.experiments.runs import first_stage_path
 from sde_edge.experiments.studies import comparison_runs as cr
 from sde_edge.experiments.studies.comparison import Comparison
-from sde_edge.experiments.studies.comparison_text import (
-    DECOMPOSITION,
-    DENOISING,
-    INTRO_LATENT,
-    LATENT_SWEEP,
-    paired_differences,
-)
+from sde_edge.experiments.studies.comparison_text import DECOMPOSITION, DENOISING, INTRO_LATENT, LATENT_SWEEP
+from sde_edge.experiments.studies.pairing import mixed_spaces, paired_differences
+from sde_edge.metrics.classifier import classifier_path
 from sde_edge.metrics.report import sample_quality
 from sde_edge.tables import read_csv
 
@@ -42,11 +39,16 @@ def reconstruction_floor(setting, root, quick, n):
     from sde_edge.latent.first_stage import describe, load_first_stage
 
     path = first_stage_path(value)
-    made_for = {"first_stage": value, "digest": describe(path)["digest"] if path.exists() else None, "n": n}
+    config = spec.build_config(quick)
+    classifier = classifier_path(config.data.dataset, config.data.image_size, config.data.num_channels)
+    if kept_file_digest(classifier, "classifiers") is None:  # trained first, so that the floor names its weights
+        require_compute(f"the reconstruction floor of {setting.name}", spec.key)  # the worker of E's first seed
+        features_for(config)
+    made_for = {"first_stage": value, "digest": describe(path)["digest"] if path.exists() else None, "n": n,
+                "classifier": kept_file_digest(classifier, "classifiers")}  # made again in another one's features
 
     def compute():
-        require_compute(f"the reconstruction floor of {setting.name}", spec.key)  # the worker of E's first seed
-        config = spec.build_config(quick)
+        require_compute(f"the reconstruction floor of {setting.name}", spec.key)
         stage = load_first_stage(path, channels=config.data.num_channels, image_size=config.data.image_size)
         test = load_dataset(config.data, "test")
         reference = test.first(len(test))
@@ -124,6 +126,13 @@ class LatentComparison(Comparison):
                 gaps.append(f"| {setting} | {n} | {pm(mean, se)} | {pm(relative, relative_se)}% | "
                             f"{_gap_cell(these, setting, label, 'E', 'D-sigma')} | "
                             f"{_gap_cell(these, setting, label, 'D', 'D-sigma')} |")
+        spaces = [f"{setting.name}: {mixed}" for setting in self.settings(quick)
+                  if (mixed := mixed_spaces(rows, setting.name, label, setting.arms))]
+        spaces += [f"the {name} floor is in {floor['features']}" for name, floor in floors.items()
+                   if {r.get("features") for r in rows if r["setting"] == name} - {floor.get("features"), None, ""}]
+        table += ["", "Feature spaces (an FD is a distance in one classifier's features, and a classifier retrained "
+                  "from the same seed elsewhere gives other FDs, so seeds measured in two are not paired): "
+                  + "; ".join(spaces) + "."] if spaces else []
         text = ("### The reconstruction floor\n\n" + "\n".join(table) +
                 "\n\n### The E - D gap across resolutions\n\n" + "\n".join(gaps))
         errors = self._denoising(root, quick, out)
