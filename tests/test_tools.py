@@ -81,6 +81,19 @@ def test_compare_samplers_on_a_trained_run_uses_the_metrics(tmp_path):
         "note"
     ]
     assert json.loads((tmp_path / "cmp2" / "nfe_to_match_ddpm.json").read_text())["ddim (uniform)"] == 2
+    # bridged through ddim@8: every row's difference to ddpm@6 is the paired one to the bridge plus the large pair's
+    command = command[:3] + ["--samplers=ddim", "--steps=2", "--reference=ddpm@6", "--bridge=ddim@8", "--bridge_n=60",
+                             "--n=20", "--features=classifier", f"--out={tmp_path / 'cmp3'}"]
+    result = forked.run(command, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {(r["sampler"], r["steps"]): r for r in read_csv(tmp_path / "cmp3" / "results.csv")}
+    assert set(rows) == {("ddpm", "6"), ("ddim", "2"), ("ddim", "8")}
+    term = float(rows["ddim", "8"]["fd_diff_bridged"])  # the bridge against itself: the large pair's term alone
+    assert all(float(r["fd_diff_bridged_se"]) > 0 for r in rows.values()) and term != 0
+    assert set(json.loads((tmp_path / "cmp3" / "nfe_to_match_bridged.json").read_text())) == {
+        "ddpm (uniform)", "ddim (uniform)"}
+    refused = forked.run(command[:3] + ["--bridge=ddim@8", f"--out={tmp_path / 'cmp4'}"], timeout=600)
+    assert refused.returncode != 0 and "--bridge needs --workdir and --reference" in refused.stderr
 
 
 def test_compare_samplers_replots_from_its_csv_with_the_paired_panel_only_where_there_are_pairs(tmp_path):

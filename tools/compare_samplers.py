@@ -28,6 +28,7 @@ from absl import app, flags
 
 from sde_edge.config import default_diffusion, image_shape
 from sde_edge.data.datasets import load_dataset
+from sde_edge.experiments.bridge import add_bridged_differences, nfe_to_match_bridged
 from sde_edge.experiments.nfe_plot import plot_quality_vs_nfe
 from sde_edge.experiments.sampler_comparison import (
     MetricsJudge,
@@ -68,6 +69,13 @@ _N = flags.DEFINE_integer("n", 200, "Samples per setting.")
 _REFERENCE_REPORT = flags.DEFINE_string("reference_report", None, "Instead of running --reference: the metrics.json "
                                         "of an eval-samples report of the same run (same features and split) whose "
                                         "sampler and steps it records.")
+_BRIDGE = flags.DEFINE_string("bridge", None, "--workdir with --reference: SAMPLER@STEPS, deterministic at a high NFE "
+                              "(e.g. dpmpp_2m@100), through which each row's difference to the reference is also "
+                              "taken: FD(row) - FD(bridge) paired on the shared noise plus FD(bridge) - FD(reference) "
+                              "measured once on --bridge_n samples of each (seed --seed + 1); columns fd_diff_bridged "
+                              "(_se), nfe_to_match_bridged.json. See sde_edge.experiments.bridge.")
+_BRIDGE_N = flags.DEFINE_integer("bridge_n", 10_000, "--bridge: samples of the bridge and of the reference in the "
+                                 "large pair.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed (the same for every setting).")
 _METRIC = flags.DEFINE_string("metric", "fd", "--workdir: headline metric (fd, kid, precision, recall, swd_mean).")
 _FEATURES = flags.DEFINE_enum("features", "auto", ["auto", "inception", "classifier"], "--workdir: feature space.")
@@ -145,6 +153,26 @@ def _student_runs(run):
     return students
 
 
+def _bridge(rows, model, sde, shape, judge, cache, reference):
+    """The bridge's row on the shared noise (appended to ``rows``), the large pair's term
+    (FD(bridge) - FD(reference), s.e.) and its reference FD (the 10% band's base, at the large n),
+    each setting cached like the others."""
+    if _ORACLE.value or not _REFERENCE.value:
+        raise app.UsageError("--bridge needs --workdir and --reference (the reference it bridges to)")
+    try:
+        label, steps = parse_reference(_BRIDGE.value)
+    except ValueError as error:
+        raise app.UsageError(f"--bridge: {error}") from None
+    spec = SamplerSpec.parse(label)
+    rows += run_comparison(model, sde, shape, [spec], [steps], judge, seed=_SEED.value, cache=cache, progress=False)
+    large = (_BRIDGE_N.value, *shape[1:])
+    pair = [run_comparison(model, sde, large, [s], [k], judge, seed=_SEED.value + 1, cache=cache)[0]
+            for s, k in ((spec, steps), (SamplerSpec.parse(reference[0]), reference[1]))]
+    if any("_features" not in row for row in [rows[-1], *pair]):
+        raise app.UsageError(f"--bridge {_BRIDGE.value}: {rows[-1].get('skipped') or pair[0].get('skipped')}")
+    return rows[-1], judge.paired_fd_difference(pair[0]["_features"], pair[1]["_features"]), pair[1]["fd"]
+
+
 def main(argv):
     del argv
     if _REPLOT.value:
@@ -201,6 +229,10 @@ def main(argv):
                                                   {**identity, **_checkpoint_identity(student), "n": _N.value}),
                                progress=False)
         rows[-1]["grid"] = "distilled"
+    if _BRIDGE.value:
+        bridge_row, term, bridge_target = _bridge(rows, model, sde, shape, judge, cache,
+                                                  (reference_label, reference_steps))
+        add_bridged_differences(rows, judge, bridge_row, term)
     add_paired_differences(rows, judge, reference_label, reference_steps)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
@@ -210,6 +242,11 @@ def main(argv):
                         reference=None if target is None else (f"{reference_label}@{reference_steps}", target))
     matches = nfe_to_match(rows, reference_label, reference_steps, judge.primary)
     (out / "nfe_to_match_ddpm.json").write_text(json.dumps(matches, indent=1))
+    if _BRIDGE.value:
+        bridged = nfe_to_match_bridged(rows, bridge_target)
+        (out / "nfe_to_match_bridged.json").write_text(json.dumps(bridged, indent=1))
+        print(f"NFE within 10% of {reference_label}@{reference_steps} (FD {bridge_target:.4g} on {_BRIDGE_N.value} "
+              f"samples) by 2 bridged standard errors, through {_BRIDGE.value}: {bridged}")
     resolved = nfe_to_match_paired(rows, reference_label, reference_steps)
     if resolved:
         (out / "nfe_to_match_paired.json").write_text(json.dumps(resolved, indent=1))

@@ -28,6 +28,9 @@ _N = flags.DEFINE_integer("n", 1000, "Samples per setting.")
 _DECISIVE_STEPS = flags.DEFINE_integer("decisive_steps", 10, "The step count measured again with --decisive_n.")
 _DECISIVE_N = flags.DEFINE_integer("decisive_n", 2000, "Samples at --decisive_steps (0: skip that comparison).")
 _REFERENCE = flags.DEFINE_string("reference", "ddpm@500", "What the table matches.")
+_BRIDGE = flags.DEFINE_string("bridge", "dpmpp_2m@100", "compare_samplers --bridge of the --n comparison: the "
+                              "deterministic sampler through which the difference to --reference is also taken.")
+_BRIDGE_N = flags.DEFINE_integer("bridge_n", 10_000, "compare_samplers --bridge_n (0: no bridge).")
 _FIT_N = flags.DEFINE_integer("fit_n", 64, "fit-grid --n: the calibration batch.")
 _FIT_REFERENCE = flags.DEFINE_integer("fit_reference_steps", 500, "fit-grid --reference_steps.")
 _DISTILL_FROM = flags.DEFINE_integer("distill_from", 64, "The first teacher's DDIM steps (0: no distillation).")
@@ -63,18 +66,21 @@ def _has_grid(run, steps):
     return True
 
 
-def _compare(out, steps, n, students):
+def _compare(out, steps, n, students, bridge=False):
     _call(sys.executable, str(TOOLS / "compare_samplers.py"), f"--workdir={_WORKDIR.value}",
           f"--samplers={_SAMPLER.value}", f"--steps={','.join(steps)}", f"--grids={_GENERIC.value},fitted",
           f"--reference={_REFERENCE.value}", f"--n={n}", f"--out={out}",
-          *([f"--students={students}"] if students else []))
+          *([f"--students={students}"] if students else []),
+          *([f"--bridge={_BRIDGE.value}", f"--bridge_n={_BRIDGE_N.value}"] if bridge and _BRIDGE_N.value else []))
 
 
 def _summary(out):
     lines = [f"# Few-step sampling of {Path(_WORKDIR.value).name}", "",
              f"NFE to match {_REFERENCE.value} within 10% (point: FD within 10%; paired: the difference "
-             "below 10% by two paired standard errors); none / not resolved: no step count of the table.", "",
-             "| comparison | samples | series | point | paired |", "|---|---|---|---|---|"]
+             "below 10% by two paired standard errors; bridged: the same through --bridge, its difference to "
+             f"{_REFERENCE.value} measured on {_BRIDGE_N.value} samples each); none / not resolved: no step count "
+             "of the table.", "",
+             "| comparison | samples | series | point | paired | bridged |", "|---|---|---|---|---|---|"]
     for name, n in (("all", _N.value), ("decisive", _DECISIVE_N.value)):
         folder = Path(out) / name
         if not (folder / "nfe_to_match_ddpm.json").is_file():
@@ -82,9 +88,12 @@ def _summary(out):
         point = json.loads((folder / "nfe_to_match_ddpm.json").read_text())
         paired_path = folder / "nfe_to_match_paired.json"
         paired = json.loads(paired_path.read_text()) if paired_path.is_file() else {}
+        bridged_path = folder / "nfe_to_match_bridged.json"
+        bridged = json.loads(bridged_path.read_text()) if bridged_path.is_file() else None
         for series in sorted(point):
-            resolved = paired.get(series)
-            lines.append(f"| {name} | {n} | {series} | {point[series] or 'none'} | {resolved or 'not resolved'} |")
+            through = "-" if bridged is None else bridged.get(series) or "not resolved"
+            lines.append(f"| {name} | {n} | {series} | {point[series] or 'none'} | "
+                         f"{paired.get(series) or 'not resolved'} | {through} |")
     (Path(out) / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -106,7 +115,7 @@ def main(argv):
              f"--min_steps={_MIN_STEPS.value}", f"--round_steps={_ROUND_STEPS.value}",
              f"--threads={_THREADS.value}", "--progress=false")
         students = str(Path(_WORKDIR.value) / "distill")
-    _compare(out / "all", _STEPS.value, _N.value, students)
+    _compare(out / "all", _STEPS.value, _N.value, students, bridge=True)
     if _DECISIVE_N.value:
         _compare(out / "decisive", [str(_DECISIVE_STEPS.value)], _DECISIVE_N.value, None)
     if not _DRY_RUN.value:

@@ -253,7 +253,7 @@ def reference_value(rows, reference_label, reference_steps, metric):
     return reference[0][metric] if reference else None
 
 
-def _smallest_nfe(rows, accept):
+def smallest_nfe(rows, accept):
     """For each sampler and grid, the smallest NFE of a row that ``accept`` takes, or None."""
     matches = {}
     for label in dict.fromkeys((row["sampler"], row["grid"]) for row in rows):
@@ -268,7 +268,7 @@ def nfe_to_match(rows, reference_label, reference_steps, metric, tolerance=0.10)
     target = reference_value(rows, reference_label, reference_steps, metric)
     if target is None:
         return {}
-    return _smallest_nfe(rows, lambda r: metric in r and r[metric] <= target * (1 + tolerance))
+    return smallest_nfe(rows, lambda r: metric in r and r[metric] <= target * (1 + tolerance))
 
 
 def nfe_to_match_paired(rows, reference_label, reference_steps, tolerance=0.10, z=2.0):
@@ -278,4 +278,4 @@ def nfe_to_match_paired(rows, reference_label, reference_steps, tolerance=0.10, 
     target = reference_value(rows, reference_label, reference_steps, "fd")  # the pairs are FD differences
     if target is None or not any("fd_diff" in r for r in rows):
         return {}
-    return _smallest_nfe(rows, lambda r: "fd_diff" in r and r["fd_diff"] + z * r["fd_diff_se"] <= tolerance * target)
+    return smallest_nfe(rows, lambda r: "fd_diff" in r and r["fd_diff"] + z * r["fd_diff_se"] <= tolerance * target)
