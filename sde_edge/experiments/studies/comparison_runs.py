@@ -90,7 +90,7 @@ LATENT_SETTINGS = (
                  "decoded samples each); 6 min per 2,500-step sweep run and 2 min for its evaluation"),
     Setting("shapes", 128, ("E", "D"), (0, 1, 2), 10_000, LATENT_128, role="latent128", space="latent",
             recipes=LATENT_RECIPES,
-            cost="measured: 27-32 min of training a run on one CPU thread beside a second job (10,000 steps of "
+            cost="measured: 22-32 min of training a run on one CPU thread beside a second job (10,000 steps of "
                  "16 x 16 x 4 latents), 9 min of evaluation (the three protocols, decoded at 128 px); once: the "
                  "f = 8 first stage (3,000 steps, 110 min) and the 128 px classifier (75 min), both kept"),
 )
