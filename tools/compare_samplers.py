@@ -168,8 +168,10 @@ def _bridge(rows, model, sde, shape, judge, cache, reference):
     large = (_BRIDGE_N.value, *shape[1:])
     pair = [run_comparison(model, sde, large, [s], [k], judge, seed=_SEED.value + 1, cache=cache)[0]
             for s, k in ((spec, steps), (SamplerSpec.parse(reference[0]), reference[1]))]
-    if any("_features" not in row for row in [rows[-1], *pair]):
-        raise app.UsageError(f"--bridge {_BRIDGE.value}: {rows[-1].get('skipped') or pair[0].get('skipped')}")
+    unusable = next((row for row in [rows[-1], *pair] if "_features" not in row), None)
+    if unusable is not None:
+        raise app.UsageError(f"--bridge {_BRIDGE.value}: {unusable['sampler']} gave no features to pair "
+                             f"({unusable.get('skipped') or 'not a metrics comparison'})")
     return rows[-1], judge.paired_fd_difference(pair[0]["_features"], pair[1]["_features"]), pair[1]["fd"]
 
 
