@@ -153,16 +153,21 @@ def _student_runs(run):
     return students
 
 
+def _parsed_bridge():
+    """(sampler, steps) of --bridge, refused in one line where it cannot work (checked before sampling)."""
+    if _ORACLE.value or not _REFERENCE.value:
+        raise app.UsageError("--bridge needs --workdir and --reference (the reference it bridges to)")
+    try:
+        return parse_reference(_BRIDGE.value)
+    except ValueError as error:
+        raise app.UsageError(f"--bridge: {error}") from None
+
+
 def _bridge(rows, model, sde, shape, judge, cache, reference):
     """The bridge's row on the shared noise (appended to ``rows``), the large pair's term
     (FD(bridge) - FD(reference), s.e.) and its reference FD (the 10% band's base, at the large n),
     each setting cached like the others."""
-    if _ORACLE.value or not _REFERENCE.value:
-        raise app.UsageError("--bridge needs --workdir and --reference (the reference it bridges to)")
-    try:
-        label, steps = parse_reference(_BRIDGE.value)
-    except ValueError as error:
-        raise app.UsageError(f"--bridge: {error}") from None
+    label, steps = _parsed_bridge()
     spec = SamplerSpec.parse(label)
     rows += run_comparison(model, sde, shape, [spec], [steps], judge, seed=_SEED.value, cache=cache, progress=False)
     large = (_BRIDGE_N.value, *shape[1:])
@@ -198,6 +203,8 @@ def main(argv):
     specs = [SamplerSpec.parse(text) for text in _SAMPLERS.value]
     steps = [int(k) for k in _STEPS.value]
     students = _student_runs(None if _ORACLE.value else run)  # checked before anything is computed
+    if _BRIDGE.value:
+        _parsed_bridge()  # so is the bridge
     reference_label, reference_steps = "ddpm", max(steps)
     rows = []
     if _REFERENCE_REPORT.value:

@@ -222,7 +222,7 @@ def kept_file_digest(cache_file, kind):
     that file's features was made for."""
     kept = None if _STORE["folder"] is None else _STORE["folder"] / kind / Path(cache_file).name
     path = kept if kept is not None and kept.exists() else Path(cache_file)
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    return _sha256(path) if path.exists() else None
 
 
 EARLIER = "_earlier.json"  # {study: {compute column: value}}: compute recorded before its runs were kept
