@@ -1,5 +1,6 @@
 """tools/few_step.py end to end on a tiny run: it fits a grid per step count, distils, compares (the
-students paired with the reference) and summarises; run again, it fits and trains nothing new."""
+students paired with the reference) and summarises; run again, it fits and trains nothing new;
+tools/few_step_models.py puts its table beside others."""
 import os
 import sys
 
@@ -33,3 +34,9 @@ def test_the_few_step_table_of_a_tiny_run_and_a_rerun_that_reuses_it(tmp_path):
     again = forked.run(command, env=env, timeout=600)
     assert again.returncode == 0 and "fit-grid" not in again.stdout, again.stdout[-2000:]
     assert "nothing to train" in again.stdout or "resumed from" in again.stdout or "already" in again.stdout
+    models = forked.run([sys.executable, str(ROOT / "tools" / "few_step_models.py"),
+                         f"--tables={tmp_path / 'out'}", f"--out={tmp_path / 'models'}"], env=env, timeout=600)
+    assert models.returncode == 0, models.stderr[-2000:]
+    table = (tmp_path / "models" / "models.md").read_text()
+    assert "| out | all | ddim (distilled) |" in table and "| out | decisive | dpmpp_2m (fitted) |" in table
+    assert (tmp_path / "models" / "models.png").stat().st_size > 0
