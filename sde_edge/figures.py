@@ -41,6 +41,20 @@ def save_figure(fig, path, dpi=110):
     return path
 
 
+NFE_TICKS = (2, 4, 6, 8, 10, 15, 20, 32, 64, 100, 200, 500, 1000)
+
+
+def nfe_axis(ax, values=()):
+    """A logarithmic NFE axis labelled at the step counts tables use, as plain numbers (matplotlib's
+    default labels 3 x 10^0 and its neighbours on top of each other); ``values`` bounds the ticks."""
+    ax.set_xscale("log")
+    top = max(values, default=NFE_TICKS[-1])
+    ticks = [t for t in NFE_TICKS if t <= top * 1.05] or [top]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(_pyplot().NullFormatter())
+    ax.set_xlabel("NFE (network evaluations)")
+
+
 def save_grid(images, path, nrow=None):
     """Save images in [-1, 1] of shape (B, C, H, W) as one PNG grid; returns the path."""
     path = Path(path)

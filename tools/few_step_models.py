@@ -13,12 +13,11 @@ from pathlib import Path
 
 from absl import app, flags
 
-from sde_edge.figures import plt, save_figure
+from sde_edge.figures import nfe_axis, plt, save_figure
 from sde_edge.tables import read_csv
 
 _TABLES = flags.DEFINE_list("tables", None, "tools/few_step.py output folders, one per model.", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder (models.md, models.png).", required=True)
-_TICKS = (2, 4, 6, 8, 10, 15, 20, 32)
 _TOLERANCE = flags.DEFINE_float("tolerance", 0.10, "The relative band of the NFE to match.")
 
 
@@ -57,12 +56,9 @@ def _panel(ax, name, rows, tolerance):
                     capsize=2, elinewidth=0.8, label=label)
     ax.axhline(0.0, color="0.4", linewidth=1)
     ax.axhline(tolerance, color="0.2", linestyle="--", linewidth=1, label=f"+{tolerance:.0%}")
-    ax.set_xscale("log")
-    ax.set_xticks(_TICKS, [str(t) for t in _TICKS])
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    nfe_axis(ax, [p[0] for points in series.values() for p in points])
     ax.set_yscale("symlog", linthresh=tolerance)
     ax.set_title(f"{name} (ddpm@500 FD {target:.3g})", fontsize=8)
-    ax.set_xlabel("NFE")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=6)
 
