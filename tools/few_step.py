@@ -75,12 +75,15 @@ def _compare(out, steps, n, students, bridge=False):
 
 
 def _summary(out):
+    bridged = bool(_BRIDGE_N.value)
     lines = [f"# Few-step sampling of {Path(_WORKDIR.value).name}", "",
              f"NFE to match {_REFERENCE.value} within 10% (point: FD within 10%; paired: the difference "
-             "below 10% by two paired standard errors; bridged: the same through --bridge, its difference to "
-             f"{_REFERENCE.value} measured on {_BRIDGE_N.value} samples each); none / not resolved: no step count "
-             "of the table.", "",
-             "| comparison | samples | series | point | paired | bridged |", "|---|---|---|---|---|---|"]
+             "below 10% by two paired standard errors" +
+             (f"; bridged: the same through {_BRIDGE.value}, its difference to {_REFERENCE.value} measured on "
+              f"{_BRIDGE_N.value} samples each" if bridged else "") +
+             "); none / not resolved: no step count of the table.", "",
+             "| comparison | samples | series | point | paired |" + (" bridged |" if bridged else ""),
+             "|---|---|---|---|---|" + ("---|" if bridged else "")]
     for name, n in (("all", _N.value), ("decisive", _DECISIVE_N.value)):
         folder = Path(out) / name
         if not (folder / "nfe_to_match_ddpm.json").is_file():
@@ -89,11 +92,12 @@ def _summary(out):
         paired_path = folder / "nfe_to_match_paired.json"
         paired = json.loads(paired_path.read_text()) if paired_path.is_file() else {}
         bridged_path = folder / "nfe_to_match_bridged.json"
-        bridged = json.loads(bridged_path.read_text()) if bridged_path.is_file() else None
+        through = json.loads(bridged_path.read_text()) if bridged_path.is_file() else None
         for series in sorted(point):
-            through = "-" if bridged is None else bridged.get(series) or "not resolved"
-            lines.append(f"| {name} | {n} | {series} | {point[series] or 'none'} | "
-                         f"{paired.get(series) or 'not resolved'} | {through} |")
+            row = f"| {name} | {n} | {series} | {point[series] or 'none'} | {paired.get(series) or 'not resolved'} |"
+            if bridged:
+                row += f" {'-' if through is None else through.get(series) or 'not resolved'} |"
+            lines.append(row)
     (Path(out) / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
