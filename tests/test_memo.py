@@ -43,3 +43,18 @@ def test_the_memory_is_bounded_and_keeps_what_is_used():
     memo(x, t[0])
     memo(x, t[1])
     assert (memo.evaluations, memo.hits) == (4, 2)
+
+
+def test_the_key_reads_the_bytes_of_any_dtype():
+    model = _Doubler()
+    memo = MemoModel(model, capacity=4)
+    x = torch.ones(2, 1, 2, 2, dtype=torch.bfloat16)
+    memo(x, torch.tensor(0.5)), memo(x.clone(), torch.tensor(0.5)), memo(x, torch.tensor(0.25))
+    assert (memo.evaluations, memo.hits) == (2, 1)
+
+
+class _Doubler:
+    parameterization = "x0"
+
+    def __call__(self, x, t):
+        return 2 * x

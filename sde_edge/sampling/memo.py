@@ -19,7 +19,8 @@ def _key(x, t):
     for value in (x, torch.as_tensor(t)):
         value = value.detach()
         digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
-        digest.update(value.contiguous().cpu().numpy().tobytes())
+        # the raw bytes, whatever the dtype (numpy has no bfloat16)
+        digest.update(value.reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
     return digest.digest()
 
 
