@@ -34,8 +34,12 @@ def test_the_few_step_table_of_a_tiny_run_and_a_rerun_that_reuses_it(tmp_path):
     again = forked.run(command, env=env, timeout=600)
     assert again.returncode == 0 and "fit-grid" not in again.stdout, again.stdout[-2000:]
     assert "nothing to train" in again.stdout or "resumed from" in again.stdout or "already" in again.stdout
-    models = forked.run([sys.executable, str(ROOT / "tools" / "few_step_models.py"),
-                         f"--tables={tmp_path / 'out'}", f"--out={tmp_path / 'models'}"], env=env, timeout=600)
+    models_command = [sys.executable, str(ROOT / "tools" / "few_step_models.py"), f"--tables={tmp_path / 'out'}",
+                      f"--out={tmp_path / 'models'}"]
+    wrong = forked.run(models_command, env=env, timeout=600)  # the default reference, ddpm@500, is not there
+    assert wrong.returncode != 0 and "out: no ddpm@500 row in its comparison (--reference)" in wrong.stderr, \
+        wrong.stderr[-2000:]
+    models = forked.run(models_command + ["--reference=ddpm@10"], env=env, timeout=600)
     assert models.returncode == 0, models.stderr[-2000:]
     table = (tmp_path / "models" / "models.md").read_text()
     assert "| out | all | ddim (distilled) |" in table and "| out | decisive | dpmpp_2m (fitted) |" in table

@@ -11,13 +11,14 @@ again), ``sde-edge distill`` from --distill_from steps down to --min_steps, then
 OUT/all/ and OUT/decisive/ (compare_samplers' results, plot and NFE-to-match files) and
 OUT/summary.md (the NFE to match ddpm@500 within 10%, point and paired, per grid).
 """
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from absl import app, flags
+
+from sde_edge.experiments.sampler_comparison import read_nfe_to_match
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The trained model (a run folder).", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
@@ -85,14 +86,10 @@ def _summary(out):
              "| comparison | samples | series | point | paired |" + (" bridged |" if bridged else ""),
              "|---|---|---|---|---|" + ("---|" if bridged else "")]
     for name, n in (("all", _N.value), ("decisive", _DECISIVE_N.value)):
-        folder = Path(out) / name
-        if not (folder / "nfe_to_match_ddpm.json").is_file():
+        found = read_nfe_to_match(Path(out) / name)
+        if found is None:
             continue
-        point = json.loads((folder / "nfe_to_match_ddpm.json").read_text())
-        paired_path = folder / "nfe_to_match_paired.json"
-        paired = json.loads(paired_path.read_text()) if paired_path.is_file() else {}
-        bridged_path = folder / "nfe_to_match_bridged.json"
-        through = json.loads(bridged_path.read_text()) if bridged_path.is_file() else None
+        point, paired, through = found
         for series in sorted(point):
             row = f"| {name} | {n} | {series} | {point[series] or 'none'} | {paired.get(series) or 'not resolved'} |"
             if bridged:

@@ -279,3 +279,15 @@ def nfe_to_match_paired(rows, reference_label, reference_steps, tolerance=0.10, 
     if target is None or not any("fd_diff" in r for r in rows):
         return {}
     return smallest_nfe(rows, lambda r: "fd_diff" in r and r["fd_diff"] + z * r["fd_diff_se"] <= tolerance * target)
+
+
+def read_nfe_to_match(folder):
+    """What ``tools/compare_samplers.py`` wrote in ``folder`` about the NFE to match: (point, paired,
+    bridged), each {series: NFE or None}; paired is {} and bridged None where that file is absent, and
+    the whole answer None without the point file."""
+    folder = Path(folder)
+    if not (folder / "nfe_to_match_ddpm.json").is_file():
+        return None
+    point, paired, bridged = (folder / f"nfe_to_match_{kind}.json" for kind in ("ddpm", "paired", "bridged"))
+    return (json.loads(point.read_text()), json.loads(paired.read_text()) if paired.is_file() else {},
+            json.loads(bridged.read_text()) if bridged.is_file() else None)
