@@ -79,11 +79,10 @@ def test_a_step_may_end_exactly_at_the_jump():
     assert t_phi in _candidates(1.0, 0.0, sde, 16)
 
 
-def test_a_sampler_that_draws_noise_is_refused():
+def test_the_adaptive_ode_is_refused_and_a_deterministic_sampler_is_not_coupled():
     oracle, sde = _oracle("linear_ramp")
     x = calibration_states(sde, (16, 1, 8, 8), 0, "test")
-    with pytest.raises(ValueError, match="ddpm.*deterministic"):
-        fit_grid(oracle, sde, x, sampler="ddpm", steps=4, reference_steps=20)
+    assert fit_grid(oracle, sde, x, sampler="ddim", steps=3, reference_steps=20, sweeps=1)[1]["noise"] == "none"
     with pytest.raises(ValueError, match="ode chooses its own steps"):
         fit_grid(oracle, sde, x, sampler="ode", steps=4)
 

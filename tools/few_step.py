@@ -22,7 +22,8 @@ from sde_edge.experiments.sampler_comparison import read_nfe_to_match
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The trained model (a run folder).", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output folder.", required=True)
-_SAMPLER = flags.DEFINE_string("sampler", "dpmpp_2m", "The deterministic sampler whose grids are fitted.")
+_SAMPLER = flags.DEFINE_string("sampler", "dpmpp_2m", "The sampler whose grids are fitted (one that draws "
+                                "noise is fitted on one Brownian path per draw).")
 _GENERIC = flags.DEFINE_string("generic", "uniform", "The best generic grid for this model (the multistep table's).")
 _STEPS = flags.DEFINE_list("steps", ["2", "4", "6", "8", "10", "15", "20"], "Step counts (NFE) of the table.")
 _N = flags.DEFINE_integer("n", 1000, "Samples per setting.")

@@ -1,12 +1,13 @@
 """sde-edge fit-grid --workdir DIR --sampler dpmpp_2m --steps 6 [--n 256 --reference_steps 1000 --t0 1]
 
-Fits a K-step time grid to the run's EMA model and a deterministic sampler (the method and its cost:
-docs/samplers.md, "Fitted grids"), on a calibration batch drawn from the prior with its own seed
-stream (never the noise of an evaluation), and keeps it in DIR/grids/SAMPLER_K.json with what it was
-fitted for (the weights, the process, the sampler's options, K, the start time) and its error beside
-the generic grids' on a held-out batch. With ``--t0`` below 1 the grid is for ``sdedit --t0``: the
-calibration states are train images perturbed to t0 by the forward process (standing in for the
-guides, which SDEdit perturbs the same way), the held-out ones the next ``--n`` train images.
+Fits a K-step time grid to the run's EMA model and a sampler (one that draws noise is driven by one
+Brownian path per draw on every grid; the method and its cost: docs/samplers.md, "Fitted grids"), on
+a calibration batch drawn from the prior with its own seed stream (never the noise of an
+evaluation), and keeps it in DIR/grids/SAMPLER_K.json with what it was fitted for (the weights, the
+process, the sampler's options, K, the start time) and its error beside the generic grids' on a
+held-out batch. With ``--t0`` below 1 the grid is for ``sdedit --t0``: the calibration states are
+train images perturbed to t0 by the forward process (standing in for the guides, which SDEdit
+perturbs the same way), the held-out ones the next ``--n`` train images.
 ``sample``, ``eval-samples``, ``sdedit`` and ``tools/compare_samplers.py`` use it with ``--grid fitted``.
 """
 from absl import flags

@@ -20,7 +20,7 @@ def euler_maruyama(denoiser, y, ts, *, generator=None, report, progress=False):
         step = reverse.step(y, t)
         report(i, t, y, step.denoised)
         dt = t - s
-        y = y - step.drift * dt + step.diffusion * dt.sqrt() * noise_like(y, generator)
+        y = y - step.drift * dt + step.diffusion * dt.sqrt() * noise_like(y, generator, t, s)
     return y
 
 
@@ -58,12 +58,12 @@ def predictor_corrector(denoiser, y, ts, *, generator=None, report, progress=Fal
             d = denoiser(y, t)
         if predictor == "reverse_diffusion":
             a_ts, v_ts = sde.transition(t, s, d.statistic, y)
-            y = (2.0 - a_ts) * y + v_ts * d.score + v_ts.sqrt() * noise_like(y, generator)
+            y = (2.0 - a_ts) * y + v_ts * d.score + v_ts.sqrt() * noise_like(y, generator, t, s)
         else:
             g_sq = sde.diffusion_sq(d.statistic, t, y)
             dt = t - s
             drift = sde.drift_coef(t, y) * y - g_sq * d.score
-            y = y - drift * dt + (g_sq * dt).sqrt() * noise_like(y, generator)
+            y = y - drift * dt + (g_sq * dt).sqrt() * noise_like(y, generator, t, s)
     return y
 
 
@@ -101,6 +101,8 @@ def torchsde_sampler(denoiser, y, ts, *, generator=None, report, progress=False,
     states come from its output at the grid times, each denoised once more (counted) for x0_hat."""
     if method not in TORCHSDE_METHODS:
         raise ValueError(f"method must be one of {TORCHSDE_METHODS}, got {method!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError("the torchsde sampler draws its own Brownian path: give it a torch.Generator")
     steps = len(ts) - 1
     grid = ts.double().cpu()
     if not torch.allclose(grid[1:] - grid[:-1], grid[1:2] - grid[:1], rtol=1e-4, atol=0):

@@ -17,7 +17,7 @@ def ddpm(denoiser, y, ts, *, generator=None, report, progress=False):
         d = denoiser(y, t)
         report(i, t, y, d)
         mean, var = sde.posterior(y, d.x0, t, s, d.statistic)
-        y = mean + var.sqrt() * noise_like(y, generator)
+        y = mean + var.sqrt() * noise_like(y, generator, t, s)
     return y
 
 
@@ -43,7 +43,7 @@ def ddim(denoiser, y, ts, *, generator=None, report, progress=False, eta=0.0):
             _, post_var = sde.posterior(y, d.x0, t, s, d.statistic)  # the ancestral step's variance
             noise_var = eta**2 * post_var
             y = (sde.alpha(s, y) * d.x0 + (var_s - noise_var).clamp_min(0).sqrt() * (d.noise / d.std)
-                 + noise_var.sqrt() * noise_like(y, generator))
+                 + noise_var.sqrt() * noise_like(y, generator, t, s))
         else:
             y = ddim_step(sde, y, d, s)
     return y

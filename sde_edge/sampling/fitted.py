@@ -1,13 +1,16 @@
-"""Time grids fitted to one model and one deterministic sampler (``sde-edge fit-grid``; the method
-and why: docs/samplers.md, "Fitted grids").
+"""Time grids fitted to one model and one sampler (``sde-edge fit-grid``; the method and why:
+docs/samplers.md, "Fitted grids").
 
 The fit minimises the sampler's own global error: the RMSE, over a calibration batch drawn from the
 prior with its own named stream, between the K-step solution and the sampler's ``reference_steps``
-solution from the same noise. It starts from the best generic grid and moves one interior time at
-a time to the best of a fine set of candidates (uniform in t, uniform in the reference log-SNR,
-the generic grids' points and the process's jumps, so a step may end exactly at t_phi), sweep
-after sweep until none improves. The error is measured through ``sample`` itself, so multistep
-history, restarts after a jump and the final denoise count exactly as they will when sampling.
+solution from the same noise. A sampler that draws noise at its steps is driven, on every grid, by
+one Brownian path per draw (``sampling/brownian.py``), so the RMSE is its strong error on that path;
+for either kind it bounds the Wasserstein-2 distance to the reference sampler's samples. The fit
+starts from the best generic grid and moves one interior time at a time to the best of a fine set of
+candidates (uniform in t, uniform in the reference log-SNR, the generic grids' points and the
+process's jumps, so a step may end exactly at t_phi), sweep after sweep until none improves. The
+error is measured through ``sample`` itself, so multistep history, restarts after a jump and the
+final denoise count exactly as they will when sampling.
 """
 import hashlib
 import json
@@ -20,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sde_edge.rng import stream_generator
+from sde_edge.sampling.brownian import BrownianNoise, snr_clock
 from sde_edge.sampling.grids import GRIDS, logsnr_grid, time_grid, uniform_grid
 from sde_edge.sampling.memo import MemoModel
 from sde_edge.sampling.registry import SAMPLERS, sample, sampler_options
@@ -70,14 +74,16 @@ def _generic_grids(steps, t_start, t_end, sde):
 
 
 class _Objective:
-    """RMSE of the sampler on a grid against its reference solution, from fixed noise; memoised."""
+    """RMSE of the sampler on a grid against its reference solution, from fixed noise (and, once
+    ``couple`` is called, one fixed Brownian path per draw); memoised."""
 
     def __init__(self, sampler, model, sde, x_init, t_start, options, reference_steps, steps):
         # the memory holds a few solutions' calls (heun takes two a step): the prefix shared by a
         # coordinate's candidates stays, the reference's 1,000 calls pass through
         self.model = MemoModel(model, capacity=8 * (steps + 2))
         self.sampler, self.sde, self.options = sampler, sde, options
-        self.x_init, self.t_start, self.cache = x_init, t_start, {}
+        self.x_init, self.t_start, self.cache, self.path = x_init, t_start, {}, None
+        self.reference_steps = reference_steps
         self.reference = self.solve(torch.linspace(t_start, self.t_end, reference_steps + 1, dtype=torch.float64))
 
     @property
@@ -91,10 +97,29 @@ class _Objective:
 
     def solve(self, times, noise_seed=0):
         times = torch.as_tensor(times, dtype=torch.float64)
-        result = sample(self.sampler, self.model, self.sde, tuple(self.x_init.shape), steps=len(times) - 1,
-                        x_init=self.x_init, t_start=self.t_start, grid=times,
-                        generator=torch.Generator(self.x_init.device).manual_seed(noise_seed), **self.options)
+        x = self.x_init
+        noise = self.path or torch.Generator(x.device).manual_seed(noise_seed)
+        result = sample(self.sampler, self.model, self.sde, tuple(x.shape), steps=len(times) - 1, x_init=x,
+                        t_start=self.t_start, grid=times, generator=noise, **self.options)
         return result.samples
+
+    @property
+    def coupled(self):
+        return self.path is not None
+
+    def couple(self, seed):
+        """From now on every grid's noise is one Brownian path per draw, from ``seed`` (the reference
+        solved again on it)."""
+        x = self.x_init
+        self.path = BrownianNoise(x.shape, seed, clock=snr_clock(self.sde), device=x.device, dtype=x.dtype)
+        self.cache = {}
+        try:
+            self.reference = self.solve(torch.linspace(self.t_start, self.t_end, self.reference_steps + 1,
+                                                       dtype=torch.float64))
+        except ValueError as error:
+            raise ValueError(f"--sampler {self.sampler} with options {self.options or 'as default'} draws fresh "
+                             f"noise, and {error}; fit a grid for a deterministic sampler or one whose noise is "
+                             "a time step's (ddpm, ddim, dpmpp_2m_sde, euler_maruyama, pc without corrector)") from None
 
     def __call__(self, times):
         if times not in self.cache:
@@ -103,14 +128,15 @@ class _Objective:
         return self.cache[times]
 
 
-def _check_deterministic(objective, times):
-    """Refuse a sampler that draws noise: its error against one reference path means nothing."""
+def _couple_if_stochastic(objective, times):
+    """Couple a sampler that draws noise to one Brownian path per draw: without it, its error
+    against one reference sample would be mostly the two noises' difference. Returns the noise."""
     # a tolerance, not equality: a GPU's convolutions need not repeat to the bit; fresh noise moves O(1)
     first, second = objective.solve(times, noise_seed=0), objective.solve(times, noise_seed=1)
-    if not torch.allclose(first, second, rtol=0, atol=1e-3):
-        raise ValueError(f"--sampler {objective.sampler} with options {objective.options or 'as default'} draws "
-                         "fresh noise at each step: a grid is fitted for a deterministic sampler "
-                         "(ddim, dpmpp_2m, dpmpp_3m, heun, edm with eta or s_churn 0)")
+    if torch.allclose(first, second, rtol=0, atol=1e-3):
+        return "none"
+    objective.couple(seed=0)
+    return "one Brownian path per draw"
 
 
 def _descend(times, candidates, objective, sweeps, tries, progress):
@@ -151,18 +177,20 @@ def fit_grid(model, sde, x_init, *, sampler, steps, held_out=None, t_start=1.0, 
     started = time.perf_counter()
     objective = _Objective(sampler, model, sde, x_init, t_start, options, reference_steps, steps)
     generic = _generic_grids(steps, t_start, objective.t_end, sde)
-    _check_deterministic(objective, generic["uniform"])
+    noise = _couple_if_stochastic(objective, generic["uniform"])
     start = min(generic.values(), key=objective)
     candidates = _candidates(t_start, objective.t_end, sde, fine)
     candidates = sorted(set(candidates) | {t for g in generic.values() for t in g[1:-1]}, reverse=True)
     times, error = _descend(start, candidates, objective, sweeps, tries, progress)
     report = {"calibration": {**{name: objective(g) for name, g in generic.items()}, "fitted": error},
-              "started_from": next(name for name, g in generic.items() if g == start),
+              "started_from": next(name for name, g in generic.items() if g == start), "noise": noise,
               "nfe": objective.nfe, "nfe_remembered": objective.model.hits,
               "seconds": round(time.perf_counter() - started, 2),
               "reference_steps": reference_steps, "t_end": objective.t_end}
     if held_out is not None:
         check = _Objective(sampler, model, sde, held_out, t_start, options, reference_steps, steps)
+        if objective.coupled:
+            check.couple(seed=1)  # held-out draws on a path of their own
         report["held_out"] = {**{name: check(g) for name, g in generic.items()}, "fitted": check(times)}
     return times, report
 

@@ -76,7 +76,7 @@ def _multistep(denoiser, y, ts, *, generator, report, progress, name, eta, order
                 update = update + phi_2 * d1 - 2 * phi_3 * d2
         y = (std_s / d.std) * torch.exp(-eta * h) * y + alpha_s * update
         if eta > 0:
-            y = y + std_s * (-torch.expm1(-2 * eta * h)).sqrt() * noise_like(y, generator)
+            y = y + std_s * (-torch.expm1(-2 * eta * h)).sqrt() * noise_like(y, generator, t, s)
         history = [] if jump else [(t, d.x0)] + history[:order - 2]
     return y
 

@@ -121,6 +121,8 @@ def sample(name, model, sde, shape, *, steps, generator=None, x_init=None, t_sta
     if len(tuple(shape)) != 4:
         raise ValueError(f"shape must be (B, C, H, W), got {tuple(shape)}")
     if x_init is None:
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError("a BrownianNoise drives the steps' noise only: pass the prior draws as x_init")
         dtype = dtype or torch.float32
         if generator is not None and device is None:
             device = generator.device
