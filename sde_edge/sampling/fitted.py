@@ -84,7 +84,7 @@ class _Objective:
         self.sampler, self.sde, self.options = sampler, sde, options
         self.x_init, self.t_start, self.cache, self.path = x_init, t_start, {}, None
         self.reference_steps = reference_steps
-        self.reference = self.solve(torch.linspace(t_start, self.t_end, reference_steps + 1, dtype=torch.float64))
+        self.reference = self.solve_reference()
 
     @property
     def nfe(self):
@@ -98,10 +98,13 @@ class _Objective:
     def solve(self, times, noise_seed=0):
         times = torch.as_tensor(times, dtype=torch.float64)
         x = self.x_init
-        noise = self.path or torch.Generator(x.device).manual_seed(noise_seed)
+        noise = self.path if self.coupled else torch.Generator(x.device).manual_seed(noise_seed)
         result = sample(self.sampler, self.model, self.sde, tuple(x.shape), steps=len(times) - 1, x_init=x,
                         t_start=self.t_start, grid=times, generator=noise, **self.options)
         return result.samples
+
+    def solve_reference(self):
+        return self.solve(torch.linspace(self.t_start, self.t_end, self.reference_steps + 1, dtype=torch.float64))
 
     @property
     def coupled(self):
@@ -114,8 +117,7 @@ class _Objective:
         self.path = BrownianNoise(x.shape, seed, clock=snr_clock(self.sde), device=x.device, dtype=x.dtype)
         self.cache = {}
         try:
-            self.reference = self.solve(torch.linspace(self.t_start, self.t_end, self.reference_steps + 1,
-                                                       dtype=torch.float64))
+            self.reference = self.solve_reference()
         except ValueError as error:
             raise ValueError(f"--sampler {self.sampler} with options {self.options or 'as default'} draws fresh "
                              f"noise, and {error}; fit a grid for a deterministic sampler or one whose noise is "
