@@ -39,6 +39,7 @@ def test_increments_are_standard_normal_independent_and_add_up():
         parts = first * math.sqrt(abs(noise.clock(0.5) - noise.clock(0.6))) + second * math.sqrt(
             abs(noise.clock(0.3) - noise.clock(0.5)))
         torch.testing.assert_close(z * math.sqrt(abs(length)), parts, atol=1e-4 * math.sqrt(abs(length)), rtol=0)
+    assert not noise.step_noise(y, 0.5, 0.5).any()  # a step of no length (two grid times equal in float32)
     again = BrownianNoise(shape, seed=3, clock=clock)
     torch.testing.assert_close(again.step_noise(y, 0.6, 0.3), z)  # the same seed and queries, the same path
     assert not torch.allclose(BrownianNoise(shape, seed=4, clock=clock).step_noise(y, 0.6, 0.3), z)
@@ -87,6 +88,7 @@ def test_a_grid_fitted_for_dpmpp_2m_sde_beats_the_generic_grids_on_held_out_path
     held_out = calibration_states(sde, shape, 0, "test/held-out")
     times, report = fit_grid(oracle, sde, calibration, sampler="dpmpp_2m_sde", steps=6, reference_steps=500)
     assert report["noise"] == "one Brownian path per draw" and len(times) == 7
+    assert bool((torch.tensor(times, dtype=torch.float32).diff() < 0).all())  # no step of no length in float32
     # measured here on held-out draws and a path of their own (seed 7), against 1,000 steps on it
     path = BrownianNoise(shape, 7, clock=snr_clock(sde))
     reference = sample("dpmpp_2m_sde", oracle, sde, shape, steps=1000, x_init=held_out, generator=path).samples

@@ -95,14 +95,14 @@ class BrownianNoise:
         return total
 
     def step_noise(self, y, t, s):
-        """The standard normal of the step from t to s (either order), shaped like ``y``."""
+        """The standard normal of the step from t to s (either order), shaped like ``y``; zero for a
+        step of no length on the clock (which adds no variance)."""
         if t is None or s is None:
             raise ValueError("this sampler draws noise that is not a time step's (a Langevin corrector, EDM's "
                              "churn, torchsde's own path): it cannot be driven by a BrownianNoise")
         if tuple(y.shape) != self.shape:
             raise ValueError(f"the BrownianNoise is for states {self.shape}, this step's are {tuple(y.shape)}")
         low, high = sorted((self.clock(float(s)), self.clock(float(t))))
-        if not high > low:
-            raise ValueError(f"the step from t = {float(t)} to {float(s)} has no length on the BrownianNoise's "
-                             "clock (both ends beyond its clamp)")
+        if not high > low:  # t = s in the states' precision, or both ends beyond the clamp (noise < e^-10)
+            return torch.zeros_like(y)
         return (self.increment(low, high) / math.sqrt(high - low)).to(device=y.device, dtype=y.dtype)

@@ -167,6 +167,11 @@ def _descend(times, candidates, objective, sweeps, tries, progress):
     return tuple(times), best
 
 
+def _held_as(times, dtype):
+    """``times`` rounded to ``dtype`` (as Python floats)."""
+    return torch.tensor(list(times), dtype=torch.float64).to(dtype).double().tolist()
+
+
 def fit_grid(model, sde, x_init, *, sampler, steps, held_out=None, t_start=1.0, reference_steps=1000, sweeps=4,
              tries=12, fine=96, progress=False, **options):
     """Fit a ``steps``-step grid for ``sampler`` from the states ``x_init`` at ``t_start`` (pixels;
@@ -178,11 +183,14 @@ def fit_grid(model, sde, x_init, *, sampler, steps, held_out=None, t_start=1.0, 
         raise ValueError("--sampler ode chooses its own steps (adaptive RK45): there is no grid to fit")
     started = time.perf_counter()
     objective = _Objective(sampler, model, sde, x_init, t_start, options, reference_steps, steps)
-    generic = _generic_grids(steps, t_start, objective.t_end, sde)
+    # every interior time as the states' dtype holds it (the sampler casts the grid to it): two
+    # candidates that round to one value would make a step of no length
+    generic = {name: (g[0], *_held_as(g[1:-1], x_init.dtype), g[-1])
+               for name, g in _generic_grids(steps, t_start, objective.t_end, sde).items()}
     noise = _couple_if_stochastic(objective, generic["uniform"])
     start = min(generic.values(), key=objective)
-    candidates = _candidates(t_start, objective.t_end, sde, fine)
-    candidates = sorted(set(candidates) | {t for g in generic.values() for t in g[1:-1]}, reverse=True)
+    candidates = _candidates(t_start, objective.t_end, sde, fine) + [t for g in generic.values() for t in g[1:-1]]
+    candidates = sorted(set(_held_as(candidates, x_init.dtype)), reverse=True)
     times, error = _descend(start, candidates, objective, sweeps, tries, progress)
     report = {"calibration": {**{name: objective(g) for name, g in generic.items()}, "fitted": error},
               "started_from": next(name for name, g in generic.items() if g == start), "noise": noise,
