@@ -18,16 +18,17 @@ def test_the_few_step_table_of_a_tiny_run_and_a_rerun_that_reuses_it(tmp_path):
     command = [sys.executable, str(ROOT / "tools" / "few_step.py"), f"--workdir={run}", f"--out={tmp_path / 'out'}",
                "--steps=2,4", "--n=8", "--decisive_steps=4", "--decisive_n=8", "--distill_from=8",
                "--round_steps=5", "--fit_n=8", "--fit_reference_steps=20", "--reference=ddpm@10",
-               "--bridge=dpmpp_2m@6", "--bridge_n=16"]
+               "--bridge=dpmpp_2m@6", "--bridge_n=16", "--generic=logsnr"]
     first = forked.run(command, env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     assert {p.name for p in (run / "grids").glob("*.json")} == {"dpmpp_2m_2.json", "dpmpp_2m_4.json"}
     rows = read_csv(tmp_path / "out" / "all" / "results.csv")
-    assert {(r["grid"], r["steps"]) for r in rows} == {("uniform", "10"), ("uniform", "2"), ("uniform", "4"),
+    assert {(r["grid"], r["steps"]) for r in rows} == {("uniform", "10"), ("logsnr", "2"), ("logsnr", "4"),
                                                         ("fitted", "2"), ("fitted", "4"), ("distilled", "4"),
                                                         ("uniform", "6")}  # the last: the bridge
     assert all(r["fd_diff_se"] not in ("", None) for r in rows)  # every row paired with ddpm@10
     assert all(r["fd_diff_bridged_se"] not in ("", None) for r in rows)  # ... and bridged to it
+    assert all(float(r["fd_vs_logsnr_se"]) > 0 for r in rows if r["grid"] == "fitted")  # and with the generic grid
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "| all | 8 | ddim (distilled) |" in summary and "| decisive | 8 | dpmpp_2m (fitted) |" in summary
     assert "| bridged |" in summary and summary.count(" | - |") == summary.count("| decisive |")  # no bridge there

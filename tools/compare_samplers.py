@@ -60,6 +60,8 @@ _SAMPLERS = flags.DEFINE_list(
 _STEPS = flags.DEFINE_list("steps", ["10", "25"], "Step counts.")
 _REFERENCE = flags.DEFINE_string("reference", None, "SAMPLER@STEPS (e.g. ddpm@500) run once on the uniform grid as the "
                                  "target of nfe_to_match; default: ddpm at the largest --steps, among the settings.")
+_BASELINE_GRID = flags.DEFINE_string("baseline_grid", "uniform", "Every row on another grid is also paired with "
+                                     "this grid's row of the same sampler and steps (fd_vs_<grid>, _se).")
 _GRIDS = flags.DEFINE_list("grids", ["uniform"], "Time grids: uniform, power, logsnr, edm, fitted (--workdir: "
                            "the grids sde-edge fit-grid kept in the run, one per sampler and step count).")
 _STUDENTS = flags.DEFINE_list("students", [], "--workdir: distilled students to add as rows (grid 'distilled', ddim at "
@@ -242,7 +244,7 @@ def main(argv):
         bridge_row, term, bridge_target = _bridge(rows, model, sde, shape, judge, cache,
                                                   (reference_label, reference_steps))
         add_bridged_differences(rows, judge, bridge_row, term)
-    add_paired_differences(rows, judge, reference_label, reference_steps)
+    add_paired_differences(rows, judge, reference_label, reference_steps, _BASELINE_GRID.value)
     write_csv(rows, out / "results.csv")
     table = markdown_table(rows)
     (out / "results.md").write_text(table)

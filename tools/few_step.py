@@ -71,7 +71,7 @@ def _has_grid(run, steps):
 def _compare(out, steps, n, students, bridge=False):
     _call(sys.executable, str(TOOLS / "compare_samplers.py"), f"--workdir={_WORKDIR.value}",
           f"--samplers={_SAMPLER.value}", f"--steps={','.join(steps)}", f"--grids={_GENERIC.value},fitted",
-          f"--reference={_REFERENCE.value}", f"--n={n}", f"--out={out}",
+          f"--baseline_grid={_GENERIC.value}", f"--reference={_REFERENCE.value}", f"--n={n}", f"--out={out}",
           *([f"--students={students}"] if students else []),
           *([f"--bridge={_BRIDGE.value}", f"--bridge_n={_BRIDGE_N.value}"] if bridge and _BRIDGE_N.value else []))
 

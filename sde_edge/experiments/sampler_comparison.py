@@ -215,20 +215,20 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
     return rows
 
 
-def add_paired_differences(rows, judge, reference_label, reference_steps):
+def add_paired_differences(rows, judge, reference_label, reference_steps, baseline_grid="uniform"):
     """``fd_diff`` and ``fd_diff_se`` (paired bootstrap, ``MetricsJudge.paired_fd_difference``) of every
-    row against the reference row, and ``fd_vs_uniform`` (``_se``) of every row on another grid against
-    the same sampler and steps on the uniform grid; drops the rows' features afterwards."""
+    row against the reference row, and ``fd_vs_<baseline_grid>`` (``_se``) of every row on another grid
+    against the same sampler and steps on that grid; drops the rows' features afterwards."""
     reference = next((r for r in rows if r["sampler"] == reference_label and r.get("steps") == reference_steps
                       and "_features" in r), None)
-    uniform = {(r["sampler"], r["steps"]): r for r in rows if r["grid"] == "uniform" and "_features" in r}
+    baseline = {(r["sampler"], r["steps"]): r for r in rows if r["grid"] == baseline_grid and "_features" in r}
+    column = f"fd_vs_{baseline_grid}"
     for row in rows:
         if reference is not None and "_features" in row:
             row["fd_diff"], row["fd_diff_se"] = judge.paired_fd_difference(row["_features"], reference["_features"])
-        same = uniform.get((row["sampler"], row["steps"]))
+        same = baseline.get((row["sampler"], row["steps"]))
         if same is not None and same is not row and "_features" in row:  # the grid's own effect, paired
-            row["fd_vs_uniform"], row["fd_vs_uniform_se"] = judge.paired_fd_difference(row["_features"],
-                                                                                       same["_features"])
+            row[column], row[f"{column}_se"] = judge.paired_fd_difference(row["_features"], same["_features"])
     for row in rows:
         row.pop("_features", None)
     return rows
