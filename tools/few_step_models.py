@@ -64,8 +64,7 @@ def _match_lines(name, folder, reference_label):
     """Table rows: per comparison (all, decisive) and series, the NFE to match (point, paired)."""
     lines = []
     for part in ("all", "decisive"):
-        where = Path(folder) / part if (Path(folder) / part).is_dir() else (Path(folder) if part == "all" else None)
-        found = None if where is None else read_nfe_to_match(where)
+        found = read_nfe_to_match(_comparison(folder) if part == "all" else Path(folder) / part)
         if found is None:
             continue
         point, paired, _ = found

@@ -84,7 +84,7 @@ class _Objective:
         self.sampler, self.sde, self.options = sampler, sde, options
         self.x_init, self.t_start, self.cache, self.path = x_init, t_start, {}, None
         self.reference_steps = reference_steps
-        self.reference = self.solve_reference()
+        self.reference = None  # solved at the first call (on the path, if ``couple`` comes first)
 
     @property
     def nfe(self):
@@ -112,7 +112,7 @@ class _Objective:
 
     def couple(self, seed):
         """From now on every grid's noise is one Brownian path per draw, from ``seed`` (the reference
-        solved again on it)."""
+        solved on it now, so that a sampler whose noise the path cannot give is refused at once)."""
         x = self.x_init
         self.path = BrownianNoise(x.shape, seed, clock=snr_clock(self.sde), device=x.device, dtype=x.dtype)
         self.cache = {}
@@ -124,6 +124,8 @@ class _Objective:
                              "a time step's (ddpm, ddim, dpmpp_2m_sde, euler_maruyama, pc without corrector)") from None
 
     def __call__(self, times):
+        if self.reference is None:
+            self.reference = self.solve_reference()
         if times not in self.cache:
             difference = self.solve(times) - self.reference
             self.cache[times] = float(difference.double().pow(2).mean().sqrt())
