@@ -33,10 +33,16 @@ def check_data_range(x, name="x"):
         raise ValueError(f"{name} must be scaled to [-1, 1] (256 levels); its values span [{low:.3g}, {high:.3g}]")
 
 
+def is_brownian_path(generator):
+    """Whether ``generator`` is a ``sampling.brownian.BrownianNoise`` (a path that gives each time
+    step its noise) rather than None or a torch.Generator."""
+    return generator is not None and not isinstance(generator, torch.Generator)
+
+
 def noise_like(y, generator, t=None, s=None):
     """Standard normal noise shaped like y, from ``generator`` (None: torch's global one). A
     ``sampling.brownian.BrownianNoise`` in its place gives the step from t to s its share of one
     Brownian path instead (``t``, ``s``: the step's ends; None where the noise is not a step's)."""
-    if generator is None or isinstance(generator, torch.Generator):
+    if not is_brownian_path(generator):
         return torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
     return generator.step_noise(y, t, s)

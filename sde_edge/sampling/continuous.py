@@ -9,7 +9,7 @@ import torchsde
 from sde_edge.reverse import ReverseProcess
 from sde_edge.sampling.grids import grid_steps
 from sde_edge.sampling.registry import register_sampler
-from sde_edge.tensors import noise_like
+from sde_edge.tensors import is_brownian_path, noise_like
 
 
 @register_sampler("euler_maruyama", continuous_time=True)
@@ -101,7 +101,7 @@ def torchsde_sampler(denoiser, y, ts, *, generator=None, report, progress=False,
     states come from its output at the grid times, each denoised once more (counted) for x0_hat."""
     if method not in TORCHSDE_METHODS:
         raise ValueError(f"method must be one of {TORCHSDE_METHODS}, got {method!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
+    if is_brownian_path(generator):
         raise ValueError("the torchsde sampler draws its own Brownian path: give it a torch.Generator")
     steps = len(ts) - 1
     grid = ts.double().cpu()

@@ -13,7 +13,7 @@ import torch
 
 from sde_edge.sampling.grids import time_grid
 from sde_edge.score import Denoiser
-from sde_edge.tensors import check_images
+from sde_edge.tensors import check_images, is_brownian_path
 
 SAMPLERS = {}
 _STANDARD_ARGUMENTS = {"denoiser", "y", "ts", "generator", "report", "progress"}
@@ -121,7 +121,7 @@ def sample(name, model, sde, shape, *, steps, generator=None, x_init=None, t_sta
     if len(tuple(shape)) != 4:
         raise ValueError(f"shape must be (B, C, H, W), got {tuple(shape)}")
     if x_init is None:
-        if generator is not None and not isinstance(generator, torch.Generator):
+        if is_brownian_path(generator):
             raise ValueError("a BrownianNoise drives the steps' noise only: pass the prior draws as x_init")
         dtype = dtype or torch.float32
         if generator is not None and device is None:
