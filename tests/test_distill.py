@@ -92,22 +92,27 @@ class _StudentOfTheOracle(torch.nn.Module):
 
 def test_a_student_trained_for_one_round_steps_closer_to_two_teacher_steps_than_the_teacher():
     """Tolerance: the median over held-out paths of the RMS mismatch with two teacher steps is below
-    0.6 of the teacher's own single step's (measured: 0.47). The median, because a few paths whose two
-    teacher steps cross into another mode dominate a mean and no smooth student follows them."""
+    0.6 of the teacher's own single step's (measured: 0.44 here, 0.44-0.54 over five training seeds;
+    with a constant learning rate the last iterate wandered, 0.58 and 0.77 on two seeds). The median,
+    because a few paths whose two teacher steps cross into another mode dominate a mean and no smooth
+    student follows them."""
     torch.manual_seed(0)
     oracle, sde = _oracle("linear_ramp")
     student = _StudentOfTheOracle(oracle, 4)
     loss = DistillationLoss(oracle, sde, 4)
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+    iterations, batch = 300, 128
+    optimizer = torch.optim.Adam(student.parameters(), lr=2e-3)
+    decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1 - i / iterations)
     images = rectangle_images(3)
     generator = torch.Generator().manual_seed(1)
-    for _ in range(800):
-        x0 = images[torch.multinomial(torch.tensor(WEIGHTS), 64, True, generator=generator)]
-        t, _ = loss.sample_times(64, generator=generator)
+    for _ in range(iterations):
+        x0 = images[torch.multinomial(torch.tensor(WEIGHTS), batch, True, generator=generator)]
+        t, _ = loss.sample_times(batch, generator=generator)
         value = loss(student, x0, t, torch.randn(x0.shape, generator=generator))
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
+        decay.step()
     y_t, t = _noisy(sde, loss, 512, seed=99)  # held-out noise
     s = (t - 0.25).clamp_min(0)
     with torch.no_grad():
