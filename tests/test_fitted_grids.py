@@ -170,6 +170,14 @@ def test_fit_grid_then_sample_with_it_and_a_retrained_model_is_refused(tmp_path)
     assert float(fitted_row["fd"]) > 0 and not fitted_row.get("skipped")
     assert float(fitted_row["fd_vs_uniform_se"]) > 0  # the grid's effect, paired with the uniform grid's samples
     assert "no grid fitted for sampler 'ddim' at 4 steps" in rows[("ddim", "fitted")]["skipped"]
+    judged = [sys.executable, str(ROOT / "tools" / "compare_samplers.py"), f"--workdir={workdir}",
+              "--samplers=dpmpp_2m", "--steps=4", "--n=8", "--features=classifier", f"--out={tmp_path / 'cmp'}"]
+    on_train = forked.run(judged + ["--split=train"], timeout=600)  # the same --out: its cached rows are test's
+    assert on_train.returncode == 0, on_train.stderr[-2000:]
+    train_row = next(r for r in read_csv(tmp_path / "cmp" / "results.csv") if r["grid"] == "uniform")
+    assert float(train_row["fd"]) != float(rows[("dpmpp_2m", "uniform")]["fd"])  # other images, not the cached row
+    no_val = forked.run(judged + ["--split=val"], timeout=600)
+    assert no_val.returncode != 0 and "--split val: split 'val' needs data.validation_fraction" in no_val.stderr
     assert _sde_edge("train", *common, "--config.training.n_iters=12").returncode == 0  # new weights
     stale = _sde_edge("sample", f"--workdir={workdir}", "--sampler=dpmpp_2m", "--steps=4", "--grid=fitted", "--n=4",
                       f"--out={out}")

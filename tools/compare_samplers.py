@@ -7,7 +7,7 @@
     python tools/compare_samplers.py --workdir DIR --samplers dpmpp_2m --steps 4,8 --grids uniform,fitted \
         --students DIR/distill --reference ddpm@500   # fitted grids and distilled students, paired
 
-With --workdir, quality is measured by ``sde_edge.metrics`` against the run's test split, in
+With --workdir, quality is measured by ``sde_edge.metrics`` against the run's --split (test), in
 the features --features picks (auto: Inception if available, else the dataset's classifier);
 --metric chooses the headline (default fd). The defaults finish in about a minute on 2 cores;
 the flags above give the full study. Writes results.csv, results.md, quality_vs_nfe.png,
@@ -80,6 +80,8 @@ _BRIDGE_N = flags.DEFINE_integer("bridge_n", 10_000, "--bridge: samples of the b
                                  "large pair.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed (the same for every setting).")
 _METRIC = flags.DEFINE_string("metric", "fd", "--workdir: headline metric (fd, kid, precision, recall, swd_mean).")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "--workdir: the images the samples are judged "
+                           "against; choose a sampler's options on train or val, report on test.")
 _FEATURES = flags.DEFINE_enum("features", "auto", ["auto", "inception", "classifier"], "--workdir: feature space.")
 _OUT = flags.DEFINE_string("out", "runs/compare", "Output folder.")
 _REPLOT = flags.DEFINE_bool("replot", False, "Only re-draw --out/quality_vs_nfe.png from --out/results.csv (with "
@@ -127,6 +129,13 @@ def replot(out):
 def _checkpoint_identity(run):
     """What a cached setting of ``run`` is keyed by: its checkpoint, step and the file's time."""
     return {"checkpoint": str(run.path), "step": run.step, "modified": run.path.stat().st_mtime_ns}
+
+
+def _judged_split(run):
+    try:
+        return load_dataset(run.config.data, _SPLIT.value)
+    except ValueError as error:  # 'val' of a run that holds none out
+        raise app.UsageError(f"--split {_SPLIT.value}: {error}") from None
 
 
 def _student_runs(run):
@@ -197,10 +206,11 @@ def main(argv):
         run = load_run(_WORKDIR.value)
         model, sde, x_init = run.model, run.sde, None
         judge = MetricsJudge(build_features(_FEATURES.value, run.config.data),
-                             load_dataset(run.config.data, "test").first(10**9), primary=_METRIC.value)
+                             _judged_split(run).first(10**9), primary=_METRIC.value)
         shape = image_shape(run.config, _N.value)
     identity = ({"oracle": _TAU.value} if _ORACLE.value else
-                {**_checkpoint_identity(run), "features": judge.features.label, "metric": judge.primary})
+                {**_checkpoint_identity(run), "features": judge.features.label, "metric": judge.primary,
+                 **({} if _SPLIT.value == "test" else {"split": _SPLIT.value})})
     cache = SettingCache(out / "settings", {**identity, "n": _N.value})
     specs = [SamplerSpec.parse(text) for text in _SAMPLERS.value]
     steps = [int(k) for k in _STEPS.value]
@@ -220,6 +230,9 @@ def main(argv):
         if report["features"] != judge.features.label:  # numbers of two feature spaces never compare
             raise app.UsageError(f"--reference_report {path} was measured in {report['features']!r}, "
                                  f"this comparison in {judge.features.label!r}")
+        if report.get("split", "test") != _SPLIT.value:
+            raise app.UsageError(f"--reference_report {path} was judged against split {report.get('split')!r}, "
+                                 f"this comparison against {_SPLIT.value!r}")
         reference_label, reference_steps = report["sampler"], int(report["steps"])
         keep = ("fd", "fd_stderr", "kid", "precision", "recall", "swd_mean", "confident")
         rows.append({"sampler": reference_label, "grid": "uniform", "steps": reference_steps, "tolerance": "",
