@@ -37,6 +37,8 @@ def test_held_out_loss_is_logged_to_metrics_csv_and_tensorboard(tmp_path):
     with open(tmp_path / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
+    # the rate of the step logged: the default linear warmup (2e-3 reached after 200 updates)
+    assert [float(r["lr"]) for r in rows] == pytest.approx([2e-3 * step / 200 for step in (5, 10, 15, 20)])
     held_out = [float(r["eval_loss"]) for r in rows]
     assert all(value > 0 for value in held_out)
     assert held_out[-1] < held_out[0], "the held-out loss of a learning model falls"

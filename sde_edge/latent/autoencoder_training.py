@@ -36,6 +36,7 @@ from sde_edge.training.safety import (
     caught_signals,
     config_differences,
 )
+from sde_edge.training.schedule import warmup_lr
 
 log = logging.getLogger(__name__)
 _SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
@@ -120,7 +121,7 @@ class AutoencoderTrainer:
         noise = torch.randn(shape, generator=generator, device=self.device)
         loss, l1 = autoencoder_loss(self.vae, images, noise, c.kl_weight, c.edge_weight)
         for group in self.optimizer.param_groups:
-            group["lr"] = c.lr * min(1.0, (self.step + 1) / max(c.warmup, 1))
+            group["lr"] = warmup_lr(c.lr, self.step, c.warmup)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.vae.parameters(), c.grad_clip or float("inf"))

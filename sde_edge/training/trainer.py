@@ -53,6 +53,7 @@ from sde_edge.training.safety import (
     config_differences,
     divergence_message,
 )
+from sde_edge.training.schedule import warmup_lr
 
 __all__ = ["Trainer", "TrainResult", "TrainingError", "DivergenceError", "TrainingInterrupted", "train"]
 
@@ -209,7 +210,7 @@ class Trainer:
         gradient_finite = self.ctx.all_true(bool(torch.isfinite(grad_norm)))
         # an fp16 overflow in the gradient is the scaler's to skip (it lowers the scale), not a divergence
         finite = self.ctx.all_true(math.isfinite(loss_value)) and (gradient_finite or self.updater.scaled)
-        lr = c.optim.lr * min(1.0, (self.step + 1) / max(c.optim.warmup, 1))
+        lr = warmup_lr(c.optim.lr, self.step, c.optim.warmup)
         if self.updater.step(lr, apply=finite and gradient_finite):
             self.ema.update(self.model)
         self.step += 1
