@@ -29,6 +29,7 @@ from absl import app, flags
 from sde_edge.config import default_diffusion, image_shape
 from sde_edge.data.datasets import load_dataset
 from sde_edge.experiments.bridge import add_bridged_differences, nfe_to_match_bridged
+from sde_edge.experiments.coupling import SharedPath
 from sde_edge.experiments.nfe_plot import plot_quality_vs_nfe
 from sde_edge.experiments.sampler_comparison import (
     MetricsJudge,
@@ -78,6 +79,9 @@ _BRIDGE = flags.DEFINE_string("bridge", None, "--workdir with --reference: SAMPL
                               "(_se), nfe_to_match_bridged.json. See sde_edge.experiments.bridge.")
 _BRIDGE_N = flags.DEFINE_integer("bridge_n", 10_000, "--bridge: samples of the bridge and of the reference in the "
                                  "large pair.")
+_COUPLE = flags.DEFINE_bool("couple", False, "--workdir with --reference: every setting reads its step noise from "
+                            "the one Brownian path per draw that the reference reads (sde_edge.experiments.coupling), "
+                            "so a stochastic sampler's paired difference to it is not two noises' difference.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed (the same for every setting).")
 _METRIC = flags.DEFINE_string("metric", "fd", "--workdir: headline metric (fd, kid, precision, recall, swd_mean).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "val", "test"], "--workdir: the images the samples are judged "
@@ -218,6 +222,12 @@ def main(argv):
     if _BRIDGE.value:
         _parsed_bridge()  # so is the bridge
     reference_label, reference_steps = "ddpm", max(steps)
+    coupling = None
+    if _COUPLE.value:
+        if _ORACLE.value or not _REFERENCE.value or _REFERENCE_REPORT.value:
+            raise app.UsageError("--couple needs --workdir and --reference (the sampler whose path all settings read)")
+        label, k = _parsed_reference()
+        coupling = SharedPath(sde, shape, _SEED.value, (SamplerSpec.parse(label).name, k))
     rows = []
     if _REFERENCE_REPORT.value:
         path = Path(_REFERENCE_REPORT.value)
@@ -241,11 +251,11 @@ def main(argv):
     elif _REFERENCE.value:
         reference_label, reference_steps = _parsed_reference()
         rows += run_comparison(model, sde, shape, [SamplerSpec.parse(reference_label)], [reference_steps], judge,
-                               seed=_SEED.value, x_init=x_init, out_dir=out, cache=cache)
+                               seed=_SEED.value, x_init=x_init, out_dir=out, cache=cache, coupling=coupling)
     fitted = None if _ORACLE.value else (
         lambda spec, k: fitted_grid_of(run, spec.name, k, spec.options))
     rows += run_comparison(model, sde, shape, specs, steps, judge, grids=_GRIDS.value, seed=_SEED.value, x_init=x_init,
-                           out_dir=out, cache=cache, fitted=fitted)
+                           out_dir=out, cache=cache, fitted=fitted, coupling=coupling)
     for student in students:
         rows += run_comparison(student.model, student.sde, shape, [SamplerSpec.parse("ddim")],
                                [int(student.config.distill.steps)], judge, seed=_SEED.value, out_dir=None,

@@ -154,9 +154,9 @@ class SettingCache:
         atomic_save(entry, self._path(setting))
 
 
-def _run_setting(spec, grid, steps, extra, model, sde, shape, judge, seed, x_init):
-    """(row fields, features or None, samples) of one setting."""
-    generator = torch.Generator().manual_seed(seed)
+def _run_setting(spec, grid, steps, extra, model, sde, shape, judge, seed, x_init, coupling):
+    """(row fields, features or None, samples) of one setting (``coupling``: a ``SharedPath``)."""
+    x_init, generator = coupling.start() if coupling is not None else (x_init, torch.Generator().manual_seed(seed))
     start = time.perf_counter()
     result = sample(spec.name, model, sde, shape, steps=steps, generator=generator, x_init=x_init, grid=grid,
                     **spec.options, **extra)
@@ -168,10 +168,10 @@ def _run_setting(spec, grid, steps, extra, model, sde, shape, judge, seed, x_ini
 
 def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("uniform",), seed=0,
                    ode_tolerances=(1e-2, 1e-3, 1e-4), x_init=None, out_dir=None, progress=True, cache=None,
-                   fitted=None):
+                   fitted=None, coupling=None):
     """Every spec on every grid at every step count (``ode``: every tolerance); a list of rows.
     ``cache`` (a ``SettingCache``) keeps each finished setting and reuses it. The grid ``fitted`` is
-    ``fitted(spec, steps)`` (a ``FittedGrid``; a ValueError skips the setting with its line)."""
+    ``fitted(spec, steps)`` (a ``FittedGrid``; a ValueError skips it). ``coupling``: a ``SharedPath``."""
     settings = [(spec, grid, steps, extra) for spec in specs for grid in grids
                 for steps, extra in ([(2, {"rtol": tol, "atol": tol}) for tol in ode_tolerances] if spec.name == "ode"
                                      else [(k, {}) for k in step_counts])
@@ -194,11 +194,18 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
             rows.append({**row, "skipped": reason})
             continue
         key = {**row, "options": spec.options, "extra": extra, "seed": seed, "shape": list(shape),
-               **({"times": list(times.times)} if grid == "fitted" else {})}
+               **({"times": list(times.times)} if grid == "fitted" else {}),
+               **({"coupling": coupling.key} if coupling is not None else {})}
         entry = cache.get(key) if cache is not None else None
         if entry is None:
-            fields, setting_features, samples = _run_setting(spec, times, steps, extra, model, sde, shape, judge,
-                                                             seed, x_init)
+            try:
+                fields, setting_features, samples = _run_setting(spec, times, steps, extra, model, sde, shape,
+                                                                 judge, seed, x_init, coupling)
+            except ValueError as error:  # only a coupled setting whose noise the path cannot give
+                if coupling is None:
+                    raise
+                rows.append({**row, "skipped": f"not coupled: {error}"})
+                continue
             entry = {"fields": fields, "features": setting_features, "samples": samples[:64].clone()}
             if cache is not None:
                 cache.put(key, entry)
