@@ -27,6 +27,7 @@ from sde_edge.figures import save_grid
 from sde_edge.metrics.distances import FixedReferenceFD
 from sde_edge.metrics.report import sample_quality
 from sde_edge.sampling import SAMPLERS, sample
+from sde_edge.sampling.brownian import NotAStepNoise
 from sde_edge.storage.checkpoint import atomic_save
 
 
@@ -201,9 +202,7 @@ def run_comparison(model, sde, shape, specs, step_counts, judge, *, grids=("unif
             try:
                 fields, setting_features, samples = _run_setting(spec, times, steps, extra, model, sde, shape,
                                                                  judge, seed, x_init, coupling)
-            except ValueError as error:  # only a coupled setting whose noise the path cannot give
-                if coupling is None:
-                    raise
+            except NotAStepNoise as error:  # a coupled setting whose noise the path cannot give
                 rows.append({**row, "skipped": f"not coupled: {error}"})
                 continue
             entry = {"fields": fields, "features": setting_features, "samples": samples[:64].clone()}

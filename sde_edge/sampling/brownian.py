@@ -38,6 +38,10 @@ import torch
 _LOG_SNR_BOUND = 20.0
 
 
+class NotAStepNoise(ValueError):
+    """A sampler asked the path for noise that is not a time step's: it cannot be driven by one."""
+
+
 def snr_clock(sde):
     """t -> the reference SNR abar / (1 - abar) at t, clamped to [e^-20, e^20] (t = 0 included)."""
     def clock(t):
@@ -98,7 +102,7 @@ class BrownianNoise:
         """The standard normal of the step from t to s (either order), shaped like ``y``; zero for a
         step of no length on the clock (which adds no variance)."""
         if t is None or s is None:
-            raise ValueError("this sampler draws noise that is not a time step's (a Langevin corrector, EDM's "
+            raise NotAStepNoise("this sampler draws noise that is not a time step's (a Langevin corrector, EDM's "
                              "churn, torchsde's own path): it cannot be driven by a BrownianNoise")
         if tuple(y.shape) != self.shape:
             raise ValueError(f"the BrownianNoise is for states {self.shape}, this step's are {tuple(y.shape)}")
