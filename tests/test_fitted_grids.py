@@ -181,9 +181,9 @@ def test_fit_grid_then_sample_with_it_and_a_retrained_model_is_refused(tmp_path)
     coupled = forked.run(judged + ["--samplers=dpmpp_2m_sde,pc", "--couple", "--reference=ddpm@8",
                                    f"--out={tmp_path / 'coupled'}"], timeout=600)
     assert coupled.returncode == 0, coupled.stderr[-2000:]
-    rows = {r["sampler"]: r for r in read_csv(tmp_path / "coupled" / "results.csv")}
-    assert float(rows["dpmpp_2m_sde"]["fd_diff_se"]) > 0  # paired with ddpm@8 on its path
-    assert rows["pc"]["skipped"].startswith("not coupled: this sampler draws noise that is not a time step's")
+    coupled_rows = {r["sampler"]: r for r in read_csv(tmp_path / "coupled" / "results.csv")}
+    assert float(coupled_rows["dpmpp_2m_sde"]["fd_diff_se"]) > 0  # paired with ddpm@8 on its path
+    assert coupled_rows["pc"]["skipped"].startswith("not coupled: this sampler draws noise that is not a time step's")
     uncoupled = forked.run(judged + ["--couple"], timeout=600)
     assert uncoupled.returncode != 0 and "--couple needs --workdir and --reference" in uncoupled.stderr
     assert _sde_edge("train", *common, "--config.training.n_iters=12").returncode == 0  # new weights

@@ -48,7 +48,7 @@ class SharedPath:
         # in the samples' precision, as ``sample`` builds the grid: its reads then hit these points exactly
         times = time_grid("uniform", steps, 1.0, t_end, sde=self.sde, dtype=torch.float32).tolist()
         for t, s in zip(times[:-1], times[1:]):  # the reads of the reference's steps, in its order
-            low, high = sorted((path.clock(s), path.clock(t)))
-            if high > low:
-                path.increment(low, high)
+            span = path.step_span(t, s)
+            if span is not None:
+                path.increment(*span)
         return x_init, path

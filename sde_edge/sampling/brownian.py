@@ -106,7 +106,14 @@ class BrownianNoise:
                              "churn, torchsde's own path): it cannot be driven by a BrownianNoise")
         if tuple(y.shape) != self.shape:
             raise ValueError(f"the BrownianNoise is for states {self.shape}, this step's are {tuple(y.shape)}")
-        low, high = sorted((self.clock(float(s)), self.clock(float(t))))
-        if not high > low:  # t = s in the states' precision, or both ends beyond the clamp (noise < e^-10)
+        span = self.step_span(t, s)
+        if span is None:
             return torch.zeros_like(y)
+        low, high = span
         return (self.increment(low, high) / math.sqrt(high - low)).to(device=y.device, dtype=y.dtype)
+
+    def step_span(self, t, s):
+        """(low, high): the step from t to s (either order) on the clock; None for a step of no length
+        there (t = s in the states' precision, or both ends beyond the clamp: noise < e^-10)."""
+        low, high = sorted((self.clock(float(s)), self.clock(float(t))))
+        return (low, high) if high > low else None
